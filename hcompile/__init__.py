@@ -1,0 +1,39 @@
+"""hcompile: compile ONNX models to heterogeneous CPU / GPU / FPGA code with Apache TVM.
+
+    import hcompile
+    art = hcompile.compile("model.onnx", targets=["cpu"], input_shapes={"x": (1, 784)})
+    art.save("model.hca")
+    exe = hcompile.load("model.hca")        # imports only the runtime
+    outputs = exe.run({"x": x})
+
+``compile`` pulls in the compiler (onnx, TVM); ``load`` pulls in only the runtime.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hcompile.errors import HcompileError
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from hcompile.artifact import Artifact
+    from hcompile.runtime import Executor
+
+
+def compile(model: Any, **options: Any) -> Artifact:  # noqa: A001 - the public verb
+    """Compile an ONNX model (path or ModelProto) into an in-memory :class:`Artifact`."""
+    from hcompile.compiler import compile_model
+
+    return compile_model(model, **options)
+
+
+def load(artifact: Any, **options: Any) -> Executor:
+    """Load an artifact (path or :class:`Artifact`) into a runtime :class:`Executor`."""
+    from hcompile.runtime import load as load_executor
+
+    return load_executor(artifact, **options)
+
+
+__all__ = ["HcompileError", "__version__", "compile", "load"]

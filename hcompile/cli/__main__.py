@@ -1,0 +1,5 @@
+import sys
+
+from hcompile.cli import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""``hcompile compile MODEL.onnx``: import, place, generate code, write one artifact."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hcompile.cli.files import check_output
+from hcompile.errors import UsageError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compile", help="compile an ONNX model into an artifact (.hca)")
+    p.add_argument("model", type=Path, help="the ONNX model file")
+    p.add_argument("-o", "--output", type=Path, help="artifact path (default: MODEL.hca in .)")
+    p.add_argument("--targets", default="cpu",
+                   help="comma-separated targets that may be used (default: cpu)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="static shape of an input (repeatable); fixes symbolic dims")
+    p.add_argument("--force", action="store_true", help="overwrite an existing non-artifact file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hcompile.frontend import parse_input_shape
+
+    shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
+    if len(shapes) != len(args.input_shape):
+        raise UsageError("--input-shape is given twice for the same input")
+    output: Path = args.output or Path(args.model.stem + ".hca")
+    check_output(output, kind="artifact", force=args.force, protected=[args.model])
+    console = Console(stderr=True, quiet=args.quiet)
+    targets = [t for t in args.targets.split(",") if t.strip()]
+    start = time.perf_counter()
+    with console.status("importing...") as status:
+        def progress(step: str, detail: str) -> None:
+            status.update(f"[bold]{step}[/bold] {detail}")
+
+        from hcompile.compiler import compile_model
+
+        artifact = compile_model(args.model, targets=targets, input_shapes=shapes,
+                                 progress=progress)
+        status.update("[bold]writing[/bold] " + str(output))
+        artifact.save(output, force=args.force)
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        _print_summary(console, artifact.manifest, output, elapsed)
+    return 0
+
+
+def _print_summary(console: Console, manifest: dict[str, Any], output: Path,
+                   elapsed: float) -> None:
+    table = Table(title=f"placement ({manifest['plan']['partitioner']})", title_justify="left")
+    for column in ("partition", "target", "nodes", "ops", "inputs", "outputs", "compile s"):
+        table.add_column(column)
+    nodes_by_name = {n["name"]: n for n in manifest["plan"]["nodes"]}
+    for part in manifest["plan"]["partitions"]:
+        ops: dict[str, int] = {}
+        for name in part["nodes"]:
+            op = nodes_by_name[name]["op"]
+            ops[op] = ops.get(op, 0) + 1
+        op_text = ", ".join(f"{k}×{v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1]))
+        table.add_row(str(part["id"]), part["target"], str(len(part["nodes"])),
+                      op_text[:60], ", ".join(part["inputs"])[:30],
+                      ", ".join(part["outputs"])[:30], f"{part.get('compile_s', 0):.2f}")
+    console.print(table)
+    size = output.stat().st_size
+    console.print(f"wrote {output} ({size / 1e6:.2f} MB) in {elapsed:.1f} s")

@@ -1,0 +1,147 @@
+"""The compile driver: import -> passes -> per-partition code generation -> artifact.
+
+    art = compile_model("model.onnx", targets=["cpu"], input_shapes={"x": (1, 784)})
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hcompile.artifact import Artifact
+from hcompile.errors import UsageError
+from hcompile.frontend import import_model
+from hcompile.ir import Graph
+from hcompile.passes import PassOptions, run_pipeline
+from hcompile.plan import Partition, build_partitions, subgraph
+
+log = logging.getLogger("hcompile")
+
+#: ``progress(step, detail)`` is called as compilation advances (the CLI draws it).
+Progress = Callable[[str, str], None]
+
+
+def compile_model(
+    model: str | Path | bytes | onnx.ModelProto,
+    *,
+    targets: Sequence[str] = ("cpu",),
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    progress: Progress | None = None,
+    verify_passes: bool = False,
+) -> Artifact:
+    """Compile ``model`` for ``targets`` into an in-memory :class:`Artifact`."""
+    from hcompile.targets import get_target, target_names
+
+    report = progress or (lambda step, detail: None)
+    target_list = _check_targets(targets, target_names())
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    report("import", str(model) if isinstance(model, str | Path) else "<memory>")
+    graph, loaded = import_model(model, input_shapes)
+    timings["import_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    report("passes", f"{len(graph.nodes)} nodes")
+    run_pipeline(graph, PassOptions(targets=target_list, verify=verify_passes))
+    partitions = build_partitions(graph) if graph.nodes else []
+    timings["passes_s"] = time.perf_counter() - start
+
+    members: dict[str, bytes] = {}
+    part_entries = []
+    start = time.perf_counter()
+    for part in partitions:
+        report("codegen", f"partition {part.id + 1}/{len(partitions)} on {part.target} "
+                          f"({len(part.nodes)} nodes)")
+        result = get_target(part.target).build(subgraph(graph, part), part.id)
+        part.meta["compile_s"] = round(result.seconds, 3)
+        for blob in result.code:
+            members[blob.member] = blob.data
+        part_entries.append(_partition_entry(part, result))
+    timings["codegen_s"] = time.perf_counter() - start
+
+    report("pack", "weights and manifest")
+    weight_names = _weights_needed(graph, part_entries)
+    weights = _pack_weights(graph, weight_names, members)
+    manifest = {
+        "model": {"name": graph.name, "source": Path(loaded.source).name, "sha256": loaded.sha256},
+        "inputs": [_spec(n, t.shape, t.dtype) for n, t in graph.inputs.items()],
+        "outputs": [_spec(n, graph.type_of(n).shape, graph.type_of(n).dtype)
+                    for n in graph.outputs],
+        "plan": plan_json(graph, partitions),
+        "weights": weights,
+        "partitions": part_entries,
+        "compile": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return Artifact(manifest=manifest, members=members)
+
+
+def _check_targets(targets: Sequence[str], known: list[str]) -> list[str]:
+    chosen = [t.strip() for t in targets if t.strip()]
+    if not chosen:
+        raise UsageError("no target given", hint=f"choose from: {', '.join(known)}")
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise UsageError(f"unknown target(s): {', '.join(unknown)}",
+                         hint=f"choose from: {', '.join(known)}")
+    return chosen
+
+
+def _spec(name: str, shape: Sequence[int], dtype: str) -> dict[str, Any]:
+    return {"name": name, "shape": [int(d) for d in shape], "dtype": dtype}
+
+
+def _partition_entry(part: Partition, result: Any) -> dict[str, Any]:
+    return {
+        "id": part.id,
+        "target": part.target,
+        "device": part.target,
+        "inputs": part.inputs,
+        "params": result.params,
+        "outputs": part.outputs,
+        "code": [{"format": b.format, "member": b.member, **b.info} for b in result.code],
+        "fallback": None,
+    }
+
+
+def _weights_needed(graph: Graph, entries: list[dict[str, Any]]) -> list[str]:
+    """Params of every partition plus model outputs that are constants."""
+    names: dict[str, None] = {}
+    for entry in entries:
+        names.update(dict.fromkeys(entry["params"]))
+    names.update(dict.fromkeys(o for o in graph.outputs if o in graph.constants))
+    return list(names)
+
+
+def _pack_weights(graph: Graph, names: list[str], members: dict[str, bytes]) -> dict[str, Any]:
+    weights = {}
+    for index, name in enumerate(names):
+        value = np.ascontiguousarray(graph.constants[name])
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        member = f"weights/{index:05d}.npy"
+        members[member] = buffer.getvalue()
+        weights[name] = {"member": member, "shape": list(value.shape), "dtype": value.dtype.name}
+    return weights
+
+
+def plan_json(graph: Graph, partitions: list[Partition]) -> dict[str, Any]:
+    """The plan of DESIGN.md (the cost fields arrive with the cost model)."""
+    return {
+        "partitioner": "single",
+        "partitions": [
+            {"id": p.id, "target": p.target, "nodes": p.nodes, "inputs": p.inputs,
+             "outputs": p.outputs, **p.meta}
+            for p in partitions
+        ],
+        "transfers": [],
+        "nodes": [{"name": n.name, "op": n.op, "target": n.meta.get("target"),
+                   "reason": n.meta.get("reason")} for n in graph.nodes],
+    }

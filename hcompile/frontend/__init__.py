@@ -1,0 +1,56 @@
+"""ONNX importer: a model file or ModelProto -> a checked IR :class:`Graph` with static shapes.
+
+    graph, loaded = import_model("model.onnx", input_shapes={"x": (1, 784)})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from hcompile.errors import ModelError
+from hcompile.frontend.convert import GraphConverter, SupportFn
+from hcompile.frontend.infer import onnx_to_dtype
+from hcompile.frontend.loader import LoadedModel, load_model
+from hcompile.frontend.shapes import (
+    InputShapes,
+    check_override_names,
+    parse_input_shape,
+    resolve_input_shape,
+)
+from hcompile.ir import Graph, TensorType, verify
+
+__all__ = ["LoadedModel", "import_model", "parse_input_shape"]
+
+
+def import_model(
+    model: str | Path | bytes | onnx.ModelProto,
+    input_shapes: InputShapes | None = None,
+    supported: SupportFn | None = None,
+) -> tuple[Graph, LoadedModel]:
+    """Load, check, upgrade and convert ``model``; every tensor gets a static type."""
+    loaded = load_model(model)
+    graph_proto = loaded.model.graph
+    initializers = {init.name for init in graph_proto.initializer}
+    run_inputs = [v for v in graph_proto.input if v.name not in initializers]
+    overrides = dict(input_shapes or {})
+    check_override_names(overrides, [v.name for v in run_inputs], loaded.source)
+    inputs = {}
+    for value in run_inputs:
+        if not value.type.HasField("tensor_type"):
+            raise ModelError(f"input '{value.name}' is not a tensor (sequences, maps and "
+                             "optionals are not supported)", source=loaded.source)
+        dtype = onnx_to_dtype(value.type.tensor_type.elem_type)
+        inputs[value.name] = TensorType(resolve_input_shape(value, overrides, loaded.source),
+                                        dtype)
+    graph = GraphConverter(loaded.model, inputs, loaded.source,
+                           supported or _default_support).convert()
+    verify(graph, after="import")
+    return graph, loaded
+
+
+def _default_support(op: str, domain: str, opset: int) -> tuple[bool, tuple[int, ...]]:
+    from hcompile.passes import lowerable
+
+    return lowerable(op, domain, opset)

@@ -1,0 +1,80 @@
+"""Per-node static type inference with ONNX's own shape-inference rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from hcompile.errors import ModelError, ShapeError
+from hcompile.ir import TensorType
+from hcompile.ir.types import DTYPES
+
+
+def onnx_to_dtype(elem_type: int) -> str:
+    """ONNX element type -> IR dtype name; ModelError for types hcompile does not compile."""
+    if elem_type == onnx.TensorProto.BFLOAT16:
+        return "bfloat16"
+    try:
+        name = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "undefined"
+    if name not in DTYPES:
+        raise ModelError(f"element type {name} is not supported",
+                         hint="hcompile compiles numeric tensors (float, int, bool) only")
+    return name
+
+
+def dtype_to_onnx(dtype: str) -> int:
+    if dtype == "bfloat16":
+        return onnx.TensorProto.BFLOAT16
+    return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+
+def infer_output_types(
+    node: onnx.NodeProto,
+    inputs: list[str],
+    outputs: list[str],
+    types: dict[str, TensorType],
+    constants: dict[str, np.ndarray],
+    opsets: dict[str, int],
+) -> list[TensorType]:
+    """Static output types of ``node`` (with renamed ``inputs``/``outputs``)."""
+    domain = node.domain or ""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+    except onnx.defs.SchemaError:
+        raise ModelError(f"{node.op_type} is not an operator of opset "
+                         f"{opsets.get(domain, 1)} in domain '{domain or 'ai.onnx'}'") from None
+    proto = helper.make_node(node.op_type, inputs, outputs, domain=node.domain)
+    proto.attribute.extend(node.attribute)
+    input_types = {
+        i: helper.make_tensor_type_proto(dtype_to_onnx(types[i].dtype), types[i].shape)
+        for i in inputs if i
+    }
+    input_data = {i: numpy_helper.from_array(constants[i], i) for i in inputs
+                  if i and i in constants and constants[i].size <= 1_000_000}
+    opset_imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    try:
+        inferred = shape_inference.infer_node_outputs(schema, proto, input_types, input_data,
+                                                      opset_imports=opset_imports)
+    except Exception as err:  # InferenceError, ValidationError... all mean a bad model
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ModelError(f"shape inference failed for {node.op_type}: {message}") from None
+    return [_static_type(inferred.get(out), out) if out else TensorType((), "float32")
+            for out in outputs]
+
+
+def _static_type(type_proto: onnx.TypeProto | None, name: str) -> TensorType:
+    if type_proto is None or not type_proto.HasField("tensor_type"):
+        raise ShapeError(f"cannot infer the type of '{name}'")
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        raise ShapeError(f"cannot infer a static shape for '{name}'")
+    dims = []
+    for dim in tensor.shape.dim:
+        if not dim.HasField("dim_value"):
+            raise ShapeError(f"cannot infer a static shape for '{name}' "
+                             f"(dim '{dim.dim_param or '?'}' stays symbolic)")
+        dims.append(int(dim.dim_value))
+    return TensorType(tuple(dims), onnx_to_dtype(tensor.elem_type))

@@ -1,0 +1,35 @@
+"""The target registry: target name -> Target class, filled by ``@register_target``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from hcompile.errors import UsageError
+from hcompile.targets.base import Target
+
+T = TypeVar("T", bound=type[Target])
+
+_TARGETS: dict[str, type[Target]] = {}
+
+
+def register_target(name: str) -> Callable[[T], T]:
+    def decorate(cls: T) -> T:
+        if name in _TARGETS:
+            raise ValueError(f"target {name} registered twice")
+        cls.name = name
+        _TARGETS[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_target(name: str) -> Target:
+    if name not in _TARGETS:
+        raise UsageError(f"unknown target '{name}'",
+                         hint=f"choose from: {', '.join(sorted(_TARGETS))}")
+    return _TARGETS[name]()
+
+
+def target_names() -> list[str]:
+    return sorted(_TARGETS)
