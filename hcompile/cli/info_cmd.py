@@ -18,7 +18,7 @@ def add_parsers(sub: Any) -> None:
 def inspect(args: argparse.Namespace) -> int:
     from hcompile.artifact import Artifact
 
-    print(Artifact.read(args.artifact).describe())
+    print(Artifact.read(args.artifact, check_tvm_version=False).describe(str(args.artifact)))
     return 0
 
 

@@ -41,7 +41,11 @@ def import_model(
         if not value.type.HasField("tensor_type"):
             raise ModelError(f"input '{value.name}' is not a tensor (sequences, maps and "
                              "optionals are not supported)", source=loaded.source)
-        dtype = onnx_to_dtype(value.type.tensor_type.elem_type)
+        try:
+            dtype = onnx_to_dtype(value.type.tensor_type.elem_type)
+        except ModelError as err:
+            err.message = f"input '{value.name}': {err.message}"
+            raise err.with_context(source=loaded.source) from None
         inputs[value.name] = TensorType(resolve_input_shape(value, overrides, loaded.source),
                                         dtype)
     graph = GraphConverter(loaded.model, inputs, loaded.source,

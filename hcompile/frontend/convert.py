@@ -193,6 +193,13 @@ class GraphConverter:
     # -- kept nodes -----------------------------------------------------------------------------
     def _add_node(self, node: onnx.NodeProto, name: str, inputs: list[str],
                   outputs: list[str], opset: int) -> None:
+        if node.op_type in DATA_DEPENDENT and node.domain in ("", "ai.onnx"):
+            self.problems.dynamic.append(
+                f"not supported: dynamic output size: {node.op_type} node {name} has an output "
+                "whose size depends on run-time data (it is compiled only when its inputs are "
+                "constants)")
+            self.unknown.update(o for o in outputs if o)
+            return
         supported, static_inputs = self.supported(node.op_type, node.domain or "", opset)
         if not supported:
             self._mark_unknown(node, name, outputs, check_support=False, opset=opset)
@@ -225,14 +232,6 @@ class GraphConverter:
         try:
             types = infer_output_types(node, inputs, outputs, self.types,
                                        self.graph.constants, self.opsets)
-        except ShapeError as err:
-            if node.op_type in DATA_DEPENDENT:
-                self.problems.dynamic.append(
-                    f"not supported: dynamic output size: {node.op_type} node {name} has an "
-                    "output whose size depends on run-time data")
-                self.unknown.update(o for o in outputs if o)
-                return None
-            raise err.with_context(node=name, source=self.source) from None
-        except ModelError as err:
+        except (ShapeError, ModelError) as err:
             raise err.with_context(node=name, source=self.source) from None
         return types

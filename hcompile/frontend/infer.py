@@ -16,11 +16,12 @@ def onnx_to_dtype(elem_type: int) -> str:
     if elem_type == onnx.TensorProto.BFLOAT16:
         return "bfloat16"
     try:
+        onnx_name = onnx.TensorProto.DataType.Name(elem_type)
         name = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).name
     except (KeyError, TypeError, ValueError):
-        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "undefined"
+        onnx_name = name = "UNDEFINED"
     if name not in DTYPES:
-        raise ModelError(f"element type {name} is not supported",
+        raise ModelError(f"element type {onnx_name} is not supported",
                          hint="hcompile compiles numeric tensors (float, int, bool) only")
     return name
 

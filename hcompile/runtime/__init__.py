@@ -1,0 +1,31 @@
+"""The hcompile runtime: load an artifact and run it.
+
+    import hcompile.runtime
+    exe = hcompile.runtime.load("model.hca")
+    outputs = exe.run({"x": x})             # {name: np.ndarray}, in the model's output order
+
+Imports numpy and hcompile.artifact only; the TVM runtime library (through ``tvm_ffi``) is
+loaded when the first CPU partition is, and the ``tvm`` compiler package never is.
+"""
+
+# Runner modules register their code formats on import (explicit registration).
+from hcompile.runtime import tvm_cpu as _tvm_cpu  # noqa: F401
+from hcompile.runtime.executor import Executor, PartitionInfo, load
+from hcompile.runtime.runners import (
+    RUNNERS,
+    PartitionRunner,
+    RunnerOptions,
+    choose_code,
+    register_runner,
+)
+
+__all__ = [
+    "RUNNERS",
+    "Executor",
+    "PartitionInfo",
+    "PartitionRunner",
+    "RunnerOptions",
+    "choose_code",
+    "load",
+    "register_runner",
+]
