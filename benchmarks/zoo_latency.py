@@ -12,6 +12,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,9 @@ def main() -> None:
         artifact = hcompile.compile(path, input_shapes={spec.name: shape})
         compile_s = time.perf_counter() - start
         exe = hcompile.load(artifact)
-        ours = _median_ms(lambda: exe.run({spec.name: x}), args.repeat)
-        theirs = _median_ms(lambda: session.run(None, {spec.name: x}), args.repeat)
+        feeds = {spec.name: x}
+        ours = _median_ms(partial(exe.run, feeds), args.repeat)
+        theirs = _median_ms(partial(session.run, None, feeds), args.repeat)
         print(f"{name:<12} {compile_s:>9.2f} {ours:>12.3f} {theirs:>9.3f} {ours / theirs:>7.2f}")
 
 

@@ -35,7 +35,7 @@ def build_partitions(graph: Graph) -> list[Partition]:
         groups.setdefault(int(node.meta.get("partition", 0)), []).append(index)
     graph_outputs = set(graph.outputs)
     consumers = graph.consumers()
-    parts = []
+    parts: list[Partition] = []
     for pid in sorted(groups, key=lambda p: groups[p][0]):
         nodes = [graph.nodes[i] for i in groups[pid]]
         produced = {o for n in nodes for o in n.outputs if o}

@@ -36,7 +36,7 @@ class LowerContext:
         self._types = graph.tensor_types()
 
     def value(self, name: str) -> relax.Expr:
-        """The Relax expression for tensor ``name`` (an input, param, inlined constant or result)."""
+        """The Relax value of tensor ``name``: an input, param, inlined constant or result."""
         if name not in self.values:
             if name not in self.graph.constants:
                 raise KeyError(f"tensor '{name}' has no Relax value")

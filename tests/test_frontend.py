@@ -10,7 +10,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hcompile.errors import DynamicShapeError, ModelError, ShapeError, UnsupportedOpError, UsageError
+from hcompile.errors import (
+    DynamicShapeError,
+    ModelError,
+    ShapeError,
+    UnsupportedOpError,
+    UsageError,
+)
 from hcompile.frontend import import_model, parse_input_shape
 
 

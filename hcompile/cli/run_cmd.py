@@ -107,7 +107,7 @@ def _load_npy(path: Path) -> np.ndarray:
 
 def _save_npz(path: Path, outputs: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
+    np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy stubs mistype **kwds
     fd, tmp = tempfile.mkstemp(prefix=".hcompile-", suffix=".npz", dir=path.parent or ".")
     with os.fdopen(fd, "wb") as f:
         f.write(buffer.getvalue())
