@@ -40,7 +40,9 @@ class LowerContext:
         if name not in self.values:
             if name not in self.graph.constants:
                 raise KeyError(f"tensor '{name}' has no Relax value")
-            self.values[name] = relax.const(self.graph.constants[name])
+            value = np.asarray(self.graph.constants[name])
+            # Pass the dtype: relax.const narrows int64/float64 to 32 bits by default.
+            self.values[name] = relax.const(value, str(value.dtype))
         return self.values[name]
 
     def input(self, node: Node, index: int) -> relax.Expr | None:

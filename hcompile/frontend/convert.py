@@ -208,8 +208,9 @@ class GraphConverter:
         for index in static_inputs:
             if index < len(inputs) and inputs[index] and inputs[index] not in self.graph.constants:
                 self.problems.dynamic.append(
-                    f"not supported: dynamic output size: input {index} ('{inputs[index]}') of "
-                    f"{node.op_type} node {name} is computed at run time and sets a shape")
+                    f"not supported: input {index} ('{inputs[index]}') of {node.op_type} node "
+                    f"{name} is computed at run time, but hcompile needs it at compile time "
+                    "(it sets a shape, an axis or a weight layout)")
                 self.unknown.update(o for o in outputs if o)
                 return
         types = self._infer(node, name, inputs, outputs, opset)
