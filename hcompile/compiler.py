@@ -20,7 +20,7 @@ from hcompile.errors import UsageError
 from hcompile.frontend import import_model
 from hcompile.ir import Graph
 from hcompile.passes import PassOptions, run_pipeline
-from hcompile.plan import Partition, build_partitions, subgraph
+from hcompile.plan import Partition, build_partitions, plan_json, subgraph
 
 log = logging.getLogger("hcompile")
 
@@ -123,25 +123,10 @@ def _weights_needed(graph: Graph, entries: list[dict[str, Any]]) -> list[str]:
 def _pack_weights(graph: Graph, names: list[str], members: dict[str, bytes]) -> dict[str, Any]:
     weights = {}
     for index, name in enumerate(names):
-        value = np.ascontiguousarray(graph.constants[name])
+        value = np.require(graph.constants[name], requirements="C")  # keeps 0-d arrays 0-d
         buffer = io.BytesIO()
         np.save(buffer, value, allow_pickle=False)
         member = f"weights/{index:05d}.npy"
         members[member] = buffer.getvalue()
         weights[name] = {"member": member, "shape": list(value.shape), "dtype": value.dtype.name}
     return weights
-
-
-def plan_json(graph: Graph, partitions: list[Partition]) -> dict[str, Any]:
-    """The plan of DESIGN.md (the cost fields arrive with the cost model)."""
-    return {
-        "partitioner": "single",
-        "partitions": [
-            {"id": p.id, "target": p.target, "nodes": p.nodes, "inputs": p.inputs,
-             "outputs": p.outputs, **p.meta}
-            for p in partitions
-        ],
-        "transfers": [],
-        "nodes": [{"name": n.name, "op": n.op, "target": n.meta.get("target"),
-                   "reason": n.meta.get("reason")} for n in graph.nodes],
-    }

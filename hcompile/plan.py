@@ -67,3 +67,18 @@ def subgraph(graph: Graph, part: Partition) -> Graph:
         opsets=dict(graph.opsets),
         source=graph.source,
     )
+
+
+def plan_json(graph: Graph, partitions: list[Partition]) -> dict[str, Any]:
+    """The plan of DESIGN.md (the cost fields arrive with the cost model)."""
+    return {
+        "partitioner": "single",
+        "partitions": [
+            {"id": p.id, "target": p.target, "nodes": p.nodes, "inputs": p.inputs,
+             "outputs": p.outputs, **p.meta}
+            for p in partitions
+        ],
+        "transfers": [],
+        "nodes": [{"name": n.name, "op": n.op, "target": n.meta.get("target"),
+                   "reason": n.meta.get("reason")} for n in graph.nodes],
+    }

@@ -59,11 +59,61 @@ def infer_output_types(
     try:
         inferred = shape_inference.infer_node_outputs(schema, proto, input_types, input_data,
                                                       opset_imports=opset_imports)
+        return [_static_type(inferred.get(out), out) if out else TensorType((), "float32")
+                for out in outputs]
+    except ShapeError:
+        if not (schema.has_function or schema.has_context_dependent_function):
+            raise
     except Exception as err:  # InferenceError, ValidationError... all mean a bad model
-        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise ModelError(f"shape inference failed for {node.op_type}: {message}") from None
-    return [_static_type(inferred.get(out), out) if out else TensorType((), "float32")
-            for out in outputs]
+        if not (schema.has_function or schema.has_context_dependent_function):
+            message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+            raise ModelError(f"shape inference failed for {node.op_type}: {message}") from None
+    # Ops defined by an ONNX function (MeanVarianceNormalization...) may have no node-level
+    # rule: infer through the function body with whole-model inference.
+    return _infer_through_function(proto, input_types, input_data, opset_imports, outputs)
+
+
+def _infer_through_function(
+    proto: onnx.NodeProto,
+    input_types: dict[str, onnx.TypeProto],
+    input_data: dict[str, onnx.TensorProto],
+    opset_imports: list[onnx.OperatorSetIdProto],
+    outputs: list[str],
+) -> list[TensorType]:
+    graph = helper.make_graph(
+        [proto], "infer",
+        [helper.make_value_info(n, t) for n, t in input_types.items() if n not in input_data],
+        [helper.make_empty_tensor_value_info(o) for o in outputs if o],
+        list(input_data.values()),
+    )
+    model = helper.make_model(graph, opset_imports=opset_imports)
+    try:
+        inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        found = {v.name: v.type for v in (*inferred.graph.output, *inferred.graph.value_info)}
+        return [_static_type(found.get(out), out) if out else TensorType((), "float32")
+                for out in outputs]
+    except Exception:  # some function bodies defeat inference: evaluate instead
+        pass
+    return _infer_by_evaluation(model, outputs)
+
+
+def _infer_by_evaluation(model: onnx.ModelProto, outputs: list[str]) -> list[TensorType]:
+    """Last resort for function ops: run the reference evaluator on zeros, read the types."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {}
+    for value in model.graph.input:
+        tensor = value.type.tensor_type
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        feeds[value.name] = np.zeros([d.dim_value for d in tensor.shape.dim], dtype=dtype)
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as err:
+        op = model.graph.node[0].op_type
+        raise ModelError(f"shape inference failed for {op}: {err}") from None
+    by_name = dict(zip([o for o in outputs if o], results, strict=False))
+    return [TensorType.of(np.asarray(by_name[o])) if o else TensorType((), "float32")
+            for o in outputs]
 
 
 def _static_type(type_proto: onnx.TypeProto | None, name: str) -> TensorType:

@@ -1,8 +1,9 @@
 """The operator registry: one lowering per (op, domain, first opset), filled by ``@register``.
 
 Each op module under ``hcompile/ops/`` decorates its lowering functions;
-``hcompile/ops/__init__.py`` imports those modules explicitly. For a node written against opset N the implementation with the
-largest ``since`` <= N wins (the ONNX reference evaluator's rule).
+``hcompile/ops/__init__.py`` imports those modules explicitly. For a node written against
+opset N the implementation with the largest ``since`` <= N wins (the ONNX reference
+evaluator's rule).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ def to_ffi(x: np.ndarray) -> Any:
     """A ``tvm_ffi.Tensor`` sharing memory with :func:`host_ready` of ``x``."""
     import tvm_ffi
 
-    return tvm_ffi.from_dlpack(host_ready(x), require_alignment=ALIGNMENT)
+    # An empty array has no memory to align (numpy may export any pointer for it).
+    return tvm_ffi.from_dlpack(host_ready(x), require_alignment=ALIGNMENT if x.size else 0)
 
 
 def to_numpy(tensor: Any) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""``hcompile.backend.Backend``: ONNX's backend interface, so ONNX's test suites run hcompile.
+
+    from hcompile.backend import Backend
+    rep = Backend.prepare(model)            # compiles for the CPU target
+    outputs = rep.run([x])                  # list of numpy arrays, in the model's output order
+
+A model with symbolic input dims is compiled on first ``run`` for the shapes it is given, and
+recompiled (and cached) when later runs bring other shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx.backend.base import Backend as OnnxBackend
+from onnx.backend.base import BackendRep, Device, DeviceType
+
+from hcompile.errors import InputError, UsageError
+
+
+class HcompileRep(BackendRep):
+    """A prepared model: compiles per input-shape signature, runs through the hcompile runtime."""
+
+    def __init__(self, model: onnx.ModelProto, targets: Sequence[str]) -> None:
+        self.model = model
+        self.targets = list(targets)
+        inits = {i.name for i in model.graph.initializer}
+        self.input_names = [v.name for v in model.graph.input if v.name not in inits]
+        self.output_names = [v.name for v in model.graph.output]
+        self._executors: dict[tuple[Any, ...], Any] = {}
+
+    def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        feeds = self._feeds(inputs)
+        key = tuple((n, a.shape) for n, a in feeds.items())
+        if key not in self._executors:
+            import hcompile
+
+            shapes = {n: a.shape for n, a in feeds.items()}
+            artifact = hcompile.compile(self.model, targets=self.targets, input_shapes=shapes)
+            self._executors[key] = hcompile.load(artifact)
+        outputs = self._executors[key].run(feeds)
+        return tuple(outputs[name] for name in self.output_names)
+
+    def _feeds(self, inputs: Any) -> dict[str, np.ndarray]:
+        if isinstance(inputs, Mapping):
+            return {k: np.asarray(v) for k, v in inputs.items()}
+        if isinstance(inputs, np.ndarray):
+            inputs = [inputs]
+        values = list(inputs)
+        if len(values) > len(self.input_names):
+            raise InputError(f"{len(values)} inputs given, the model takes "
+                             f"{len(self.input_names)}: {', '.join(self.input_names)}")
+        return {name: np.asarray(v) for name, v in zip(self.input_names, values, strict=False)}
+
+
+class Backend(OnnxBackend):
+    """hcompile as an ONNX backend (CPU target)."""
+
+    @classmethod
+    def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> bool:
+        return cls.supports_device(device)
+
+    @classmethod
+    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> HcompileRep:
+        if not cls.supports_device(device):
+            raise UsageError(f"hcompile's ONNX backend runs on CPU, not {device}")
+        super().prepare(model, device, **kwargs)
+        return HcompileRep(model, targets=kwargs.get("targets", ["cpu"]))
+
+    @classmethod
+    def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU",
+                  **kwargs: Any) -> tuple[np.ndarray, ...]:
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return Device(device).type == DeviceType.CPU
+
+
+prepare = Backend.prepare
+run_model = Backend.run_model
+supports_device = Backend.supports_device

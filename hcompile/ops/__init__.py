@@ -1,0 +1,28 @@
+"""Per-operator knowledge. Importing this package registers every op lowering.
+
+The modules are listed explicitly (no scanning): add a new op module here.
+"""
+
+from hcompile.ops import (  # noqa: F401 - registration side effects
+    activation,
+    conv,
+    elementwise,
+    gather,
+    generate,
+    logical,
+    matmul,
+    norm,
+    pad,
+    pool,
+    quantize,
+    reduce,
+    resize,
+    shape,
+    slice,
+    softmax,
+    sort_scan,
+    tensor,
+)
+from hcompile.ops.registry import OpImpl, lookup, register, supported_ops
+
+__all__ = ["OpImpl", "lookup", "register", "supported_ops"]
