@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from hcompile.runtime import Executor
 
 
-def compile(model: Any, **options: Any) -> Artifact:  # noqa: A001 - the public verb
+def compile(model: Any, **options: Any) -> Artifact:
     """Compile an ONNX model (path or ModelProto) into an in-memory :class:`Artifact`."""
     from hcompile.compiler import compile_model
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnx.backend.base import Backend as OnnxBackend
 from onnx.backend.base import BackendRep, Device, DeviceType
 
@@ -31,29 +32,64 @@ class HcompileRep(BackendRep):
         self.input_names = [v.name for v in model.graph.input if v.name not in inits]
         self.output_names = [v.name for v in model.graph.output]
         self._executors: dict[tuple[Any, ...], Any] = {}
+        self._frozen: dict[tuple[Any, ...], tuple[str, ...]] = {}  # shape key -> frozen inputs
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         feeds = self._feeds(inputs)
-        key = tuple((n, a.shape) for n, a in feeds.items())
+        shape_key = _shape_key(feeds)
+        frozen_names = self._frozen.get(shape_key, ())
+        key = shape_key + tuple(feeds[n].tobytes() for n in frozen_names)
         if key not in self._executors:
-            import hcompile
-
-            shapes = {n: a.shape for n, a in feeds.items()}
-            artifact = hcompile.compile(self.model, targets=self.targets, input_shapes=shapes)
-            self._executors[key] = hcompile.load(artifact)
-        outputs = self._executors[key].run(feeds)
+            self._compile(feeds, frozen_names)
+            frozen_names = self._frozen[shape_key]
+            key = shape_key + tuple(feeds[n].tobytes() for n in frozen_names)
+        executor = self._executors[key]
+        run_feeds = {n: a for n, a in feeds.items() if n not in frozen_names}
+        outputs = executor.run(run_feeds)
         return tuple(outputs[name] for name in self.output_names)
+
+    def _compile(self, feeds: dict[str, np.ndarray], frozen_names: Sequence[str]) -> None:
+        """Compile for these shapes; inputs that must be compile-time constants (axes, sizes,
+        k...) are frozen to the values given, and later runs recompile when those change."""
+        import hcompile
+        from hcompile.errors import DynamicShapeError
+
+        frozen = {n: feeds[n] for n in frozen_names}
+        shapes = {n: a.shape for n, a in feeds.items() if n not in frozen}
+        try:
+            artifact = hcompile.compile(self.model, targets=self.targets, input_shapes=shapes,
+                                        frozen_inputs=frozen)
+        except DynamicShapeError as err:
+            extra = [n for n in err.needed_static if n in feeds and n not in frozen]
+            if not extra:
+                raise
+            self._compile(feeds, (*frozen_names, *extra))
+            return
+        shape_key = _shape_key(feeds)
+        self._frozen[shape_key] = tuple(frozen_names)
+        key = shape_key + tuple(feeds[n].tobytes() for n in frozen_names)
+        self._executors[key] = hcompile.load(artifact)
 
     def _feeds(self, inputs: Any) -> dict[str, np.ndarray]:
         if isinstance(inputs, Mapping):
-            return {k: np.asarray(v) for k, v in inputs.items()}
-        if isinstance(inputs, np.ndarray):
+            return {k: _array(v) for k, v in inputs.items()}
+        if isinstance(inputs, np.ndarray | onnx.TensorProto):
             inputs = [inputs]
         values = list(inputs)
         if len(values) > len(self.input_names):
             raise InputError(f"{len(values)} inputs given, the model takes "
                              f"{len(self.input_names)}: {', '.join(self.input_names)}")
-        return {name: np.asarray(v) for name, v in zip(self.input_names, values, strict=False)}
+        return {name: _array(v) for name, v in zip(self.input_names, values, strict=False)}
+
+
+def _array(value: Any) -> np.ndarray:
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
+
+
+def _shape_key(feeds: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+    return tuple((n, a.shape, a.dtype.str) for n, a in feeds.items())
 
 
 class Backend(OnnxBackend):

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from hcompile.artifact import Artifact
-from hcompile.errors import UsageError
+from hcompile.errors import CompileError, UsageError
 from hcompile.frontend import import_model
 from hcompile.ir import Graph
 from hcompile.passes import PassOptions, run_pipeline
@@ -35,9 +35,16 @@ def compile_model(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     progress: Progress | None = None,
     verify_passes: bool = False,
+    target_options: Mapping[str, Mapping[str, Any]] | None = None,
+    frozen_inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Artifact:
-    """Compile ``model`` for ``targets`` into an in-memory :class:`Artifact`."""
-    from hcompile.targets import get_target, target_names
+    """Compile ``model`` for ``targets`` into an in-memory :class:`Artifact`.
+
+    ``target_options`` maps a target name to its constructor options, e.g.
+    ``{"gpu": {"arch": "sm_90"}}``. ``frozen_inputs`` fixes inputs to values (they leave
+    the signature; see :func:`hcompile.frontend.import_model`).
+    """
+    from hcompile.targets import target_names
 
     report = progress or (lambda step, detail: None)
     target_list = _check_targets(targets, target_names())
@@ -45,7 +52,7 @@ def compile_model(
 
     start = time.perf_counter()
     report("import", str(model) if isinstance(model, str | Path) else "<memory>")
-    graph, loaded = import_model(model, input_shapes)
+    graph, loaded = import_model(model, input_shapes, frozen_inputs=frozen_inputs)
     timings["import_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -57,14 +64,12 @@ def compile_model(
     members: dict[str, bytes] = {}
     part_entries = []
     start = time.perf_counter()
+    options = dict(target_options or {})
     for part in partitions:
         report("codegen", f"partition {part.id + 1}/{len(partitions)} on {part.target} "
                           f"({len(part.nodes)} nodes)")
-        result = get_target(part.target).build(subgraph(graph, part), part.id)
-        part.meta["compile_s"] = round(result.seconds, 3)
-        for blob in result.code:
-            members[blob.member] = blob.data
-        part_entries.append(_partition_entry(part, result))
+        entry = _build_partition(graph, part, options, members)
+        part_entries.append(entry)
     timings["codegen_s"] = time.perf_counter() - start
 
     report("pack", "weights and manifest")
@@ -81,6 +86,37 @@ def compile_model(
         "compile": {k: round(v, 3) for k, v in timings.items()},
     }
     return Artifact(manifest=manifest, members=members)
+
+
+def _build_partition(graph: Graph, part: Partition, options: Mapping[str, Mapping[str, Any]],
+                     members: dict[str, bytes]) -> dict[str, Any]:
+    """Build one partition (plus its CPU fallback when it targets a device)."""
+    from hcompile.targets import get_target
+
+    sub = subgraph(graph, part)
+    try:
+        result = get_target(part.target, **options.get(part.target, {})).build(sub, part.id)
+    except CompileError as err:
+        if part.target == "cpu":
+            raise
+        # A device target that cannot compile a partition leaves it on the CPU, by name.
+        log.warning("partition %d (%s) stays on the CPU: %s", part.id,
+                    ", ".join(sorted({graph.node(n).op for n in part.nodes})), err.message)
+        part.meta["reason"] = f"{part.target} failed: {err.message}"
+        part.target = "cpu"
+        result = get_target("cpu", **options.get("cpu", {})).build(sub, part.id)
+    part.meta["compile_s"] = round(result.seconds, 3)
+    for blob in result.code:
+        members[blob.member] = blob.data
+    entry = _partition_entry(part, result)
+    if part.target != "cpu":
+        fallback = get_target("cpu", **options.get("cpu", {})).build(sub, part.id)
+        if fallback.params != result.params:
+            raise CompileError(f"partition {part.id}: the CPU fallback takes other params")
+        blob = fallback.code[0]
+        members[blob.member] = blob.data
+        entry["fallback"] = {"format": blob.format, "member": blob.member, **blob.info}
+    return entry
 
 
 def _check_targets(targets: Sequence[str], known: list[str]) -> list[str]:

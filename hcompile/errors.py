@@ -28,6 +28,7 @@ class HcompileError(Exception):
         self.pass_name = pass_name
         self.node = node
         self.source = source
+        self.needed_static: list[str] = []
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -69,7 +70,13 @@ class UnsupportedOpError(HcompileError):
 
 
 class DynamicShapeError(UnsupportedOpError):
-    """An operator's output size depends on run-time data."""
+    """An operator's output size depends on run-time data.
+
+    ``needed_static`` names the run-time tensors that would have to be compile-time constants
+    (a caller that knows their values may freeze them: ``compile(..., frozen_inputs=...)``).
+    """
+
+    needed_static: list[str]
 
 
 class IRVerifyError(HcompileError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hcompile.errors import UsageError
 from hcompile.targets.base import Target
@@ -24,11 +24,12 @@ def register_target(name: str) -> Callable[[T], T]:
     return decorate
 
 
-def get_target(name: str) -> Target:
+def get_target(name: str, **options: Any) -> Target:
+    """An instance of target ``name``; ``options`` go to its constructor (e.g. ``arch``)."""
     if name not in _TARGETS:
         raise UsageError(f"unknown target '{name}'",
                          hint=f"choose from: {', '.join(sorted(_TARGETS))}")
-    return _TARGETS[name]()
+    return _TARGETS[name](**options)
 
 
 def target_names() -> list[str]:

@@ -143,3 +143,35 @@ def test_ops_lists_supported_ops():
     result = hcompile_cli("ops")
     assert result.returncode == 0
     assert "MatMul" in result.stdout and "LSTM" in result.stdout
+
+
+def test_debug_mode_dumps_ir_after_each_pass(zoo_path, tmp_path: Path, isolated_cache):
+    dump = tmp_path / "dump"
+    result = hcompile_cli(str(zoo_path("lstm")), "-o", str(tmp_path / "l.hca"), "-q",
+                          env={"HCOMPILE_DEBUG": "1", "HCOMPILE_DUMP_DIR": str(dump)})
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in dump.iterdir())
+    assert names == ["00-import.ir", "01-simplify.ir", "02-decompose_rnn.ir", "03-dce.ir",
+                     "04-place.ir"]
+    assert "LSTM(" in (dump / "00-import.ir").read_text()
+    assert "LSTM(" not in (dump / "02-decompose_rnn.ir").read_text()
+    assert "@cpu" in (dump / "04-place.ir").read_text()
+
+
+def test_gpu_artifact_falls_back_to_cpu_with_one_warning(zoo_path, tmp_path: Path,
+                                                         isolated_cache):
+    art = tmp_path / "g.hca"
+    result = hcompile_cli(str(zoo_path("mlp")), "-o", str(art), "--targets", "gpu", "-q")
+    assert result.returncode == 0, result.stderr
+    x = np.random.default_rng(3).standard_normal((1, 784)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    result = hcompile_cli("run", str(art), "--inputs", str(tmp_path / "in.npz"), "--output",
+                          str(tmp_path / "o.npz"), env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("runs on its CPU fallback") == 1
+    np.testing.assert_allclose(np.load(tmp_path / "o.npz")["y"],
+                               ort_run(zoo_path("mlp"), {"x": x})[0], rtol=1e-4, atol=1e-5)
+    result = hcompile_cli("run", str(art), "--random", "--strict",
+                          env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2
+    assert "CPU fallback" in result.stderr and "Traceback" not in result.stderr

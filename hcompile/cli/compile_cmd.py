@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ def add_parser(sub: Any) -> None:
                    help="comma-separated targets that may be used (default: cpu)")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="static shape of an input (repeatable); fixes symbolic dims")
+    p.add_argument("--cuda-arch", help="GPU architecture for the gpu target's cubin "
+                   "(default sm_80; PTX is included for newer GPUs)")
+    p.add_argument("--fpga-compiler", choices=["aoc", "v++"],
+                   help="also build the FPGA board binary with this vendor tool when on PATH")
+    p.add_argument("--fpga-board", help="board name passed to --fpga-compiler")
     p.add_argument("--force", action="store_true", help="overwrite an existing non-artifact file")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(handler=run)
@@ -45,13 +51,22 @@ def run(args: argparse.Namespace) -> int:
         from hcompile.compiler import compile_model
 
         artifact = compile_model(args.model, targets=targets, input_shapes=shapes,
-                                 progress=progress)
+                                 progress=progress, target_options=_target_options(args))
         status.update("[bold]writing[/bold] " + str(output))
         artifact.save(output, force=args.force)
     elapsed = time.perf_counter() - start
     if not args.quiet:
         _print_summary(console, artifact.manifest, output, elapsed)
     return 0
+
+
+def _target_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    if args.fpga_compiler:
+        # The fpga target reads these (documented in docs/targets.md).
+        os.environ["HCOMPILE_FPGA_COMPILER"] = args.fpga_compiler
+    if args.fpga_board:
+        os.environ["HCOMPILE_FPGA_BOARD"] = args.fpga_board
+    return {"gpu": {"arch": args.cuda_arch}} if args.cuda_arch else {}
 
 
 def _print_summary(console: Console, manifest: dict[str, Any], output: Path,

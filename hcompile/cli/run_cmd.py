@@ -26,6 +26,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
     p.add_argument("--output", type=Path, metavar="OUT.npz", help="save the outputs here")
     p.add_argument("--force", action="store_true", help="overwrite a non-npz --output file")
+    p.add_argument("--strict", action="store_true",
+                   help="fail instead of running a device partition on its CPU fallback")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=run)
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if args.inputs:
             protected.append(args.inputs)
         check_output(args.output, kind="npz", force=args.force, protected=protected)
-    exe = hcompile.load(args.artifact)
+    exe = hcompile.load(args.artifact, strict=args.strict)
     feeds = _gather_inputs(args, exe.inputs)
     outputs = exe.run(feeds)
     if not args.quiet:

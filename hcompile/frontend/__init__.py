@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from hcompile.errors import ModelError
+from hcompile.errors import ModelError, UsageError
 from hcompile.frontend.convert import GraphConverter, SupportFn
 from hcompile.frontend.infer import onnx_to_dtype
 from hcompile.frontend.loader import LoadedModel, load_model
@@ -28,12 +31,32 @@ def import_model(
     model: str | Path | bytes | onnx.ModelProto,
     input_shapes: InputShapes | None = None,
     supported: SupportFn | None = None,
+    frozen_inputs: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Graph, LoadedModel]:
-    """Load, check, upgrade and convert ``model``; every tensor gets a static type."""
+    """Load, check, upgrade and convert ``model``; every tensor gets a static type.
+
+    ``frozen_inputs`` binds graph inputs to fixed values: they become constants and leave the
+    run-time signature (specialisation on shape-like inputs such as ``axes`` or ``sizes``).
+    """
     loaded = load_model(model)
     graph_proto = loaded.model.graph
+    frozen = {k: np.asarray(v) for k, v in (frozen_inputs or {}).items()}
     initializers = {init.name for init in graph_proto.initializer}
-    run_inputs = [v for v in graph_proto.input if v.name not in initializers]
+    all_inputs = [v.name for v in graph_proto.input if v.name not in initializers]
+    unknown = [name for name in frozen if name not in all_inputs]
+    if unknown:
+        raise UsageError(f"cannot freeze unknown input(s) {', '.join(unknown)}",
+                         hint=f"the model's inputs are: {', '.join(all_inputs)}")
+    if frozen:  # never modify the caller's ModelProto
+        copy = onnx.ModelProto()
+        copy.CopyFrom(loaded.model)
+        loaded.model = copy
+        graph_proto = copy.graph
+    for name, value in frozen.items():
+        init = graph_proto.initializer.add()
+        init.CopyFrom(numpy_helper.from_array(value, name))
+    run_inputs = [v for v in graph_proto.input
+                  if v.name not in initializers and v.name not in frozen]
     overrides = dict(input_shapes or {})
     check_override_names(overrides, [v.name for v in run_inputs], loaded.source)
     inputs = {}

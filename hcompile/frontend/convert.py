@@ -33,6 +33,7 @@ class _Unsupported:
 
     ops: dict[str, list[str]] = field(default_factory=dict)  # op -> node names
     dynamic: list[str] = field(default_factory=list)  # messages
+    needed_static: list[str] = field(default_factory=list)  # run-time tensors needed constant
 
     def add_op(self, node: onnx.NodeProto, name: str) -> None:
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
@@ -81,9 +82,11 @@ class GraphConverter:
             parts.append(f"unsupported operators: {listing}")
         parts.extend(problems.dynamic)
         cls = UnsupportedOpError if problems.ops else DynamicShapeError
-        raise cls("; ".join(parts), source=self.source,
-                  hint="`hcompile ops` lists what is supported; export the model without these "
-                       "ops or fix their inputs to constants")
+        error = cls("; ".join(parts), source=self.source,
+                    hint="`hcompile ops` lists what is supported; export the model without "
+                         "these ops or fix their inputs to constants")
+        error.needed_static = list(dict.fromkeys(problems.needed_static))
+        raise error
 
     # -- one node -------------------------------------------------------------------------------
     def _visit(self, node: onnx.NodeProto, index: int, rename: dict[str, str]) -> None:
@@ -211,6 +214,7 @@ class GraphConverter:
                     f"not supported: input {index} ('{inputs[index]}') of {node.op_type} node "
                     f"{name} is computed at run time, but hcompile needs it at compile time "
                     "(it sets a shape, an axis or a weight layout)")
+                self.problems.needed_static.append(inputs[index])
                 self.unknown.update(o for o in outputs if o)
                 return
         types = self._infer(node, name, inputs, outputs, opset)

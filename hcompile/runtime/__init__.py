@@ -9,6 +9,8 @@ loaded when the first CPU partition is, and the ``tvm`` compiler package never i
 """
 
 # Runner modules register their code formats on import (explicit registration).
+from hcompile.runtime import cuda_runner as _cuda_runner  # noqa: F401
+from hcompile.runtime import opencl_runner as _opencl_runner  # noqa: F401
 from hcompile.runtime import tvm_cpu as _tvm_cpu  # noqa: F401
 from hcompile.runtime.executor import Executor, PartitionInfo, load
 from hcompile.runtime.runners import (

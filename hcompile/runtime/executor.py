@@ -1,10 +1,18 @@
-"""The executor: loads an artifact's partitions and runs them in order."""
+"""The executor: loads an artifact's partitions and runs them in order.
+
+Device partitions fall back to their CPU code when their device is missing at load or fails
+at run; each fallback is logged once (``strict=True`` makes it a :class:`DeviceError`).
+Fault injection for tests: ``HCOMPILE_FAULT_INJECT=fpga,gpu`` (or ``load(...,
+fault_inject={"fpga"})``) makes every run on those device kinds fail as a broken device would.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +20,20 @@ import numpy as np
 
 from hcompile.artifact import Artifact, ParsedManifest, TensorSpec, decode_weight
 from hcompile.artifact.archive import DEFAULT_MAX_TOTAL_SIZE
-from hcompile.errors import ArtifactError
+from hcompile.artifact.manifest import PartitionSpec
+from hcompile.errors import ArtifactError, DeviceError, HcompileError
 from hcompile.runtime.cache import default_cache_dir
 from hcompile.runtime.inputs import check_inputs
-from hcompile.runtime.runners import PartitionRunner, RunnerOptions, choose_code
+from hcompile.runtime.runners import (
+    RUNNERS,
+    PartitionRunner,
+    RunnerOptions,
+    choose_code,
+    unavailable_reasons,
+)
 from hcompile.runtime.tensors import host_ready, to_ffi, to_numpy
+
+log = logging.getLogger("hcompile")
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,18 @@ class PartitionInfo:
     outputs: tuple[str, ...]
 
 
+@dataclass
+class _Step:
+    """One partition at run time: its runner, and what is needed to swap in the fallback."""
+
+    spec: PartitionSpec
+    runner: PartitionRunner
+    params: list[Any]
+    blob_of: Any  # member name -> bytes, for loading the fallback later
+    on_fallback: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class Executor:
     """A loaded artifact. ``run`` is thread-safe; outputs are fresh numpy arrays.
 
@@ -49,15 +78,24 @@ class Executor:
         cache_dir: str | os.PathLike[str] | None = None,
         source: str | None = None,
         verified: ParsedManifest | None = None,
+        strict: bool = False,
+        fault_inject: Collection[str] | None = None,
     ) -> None:
         """``verified``: the parsed manifest when ``artifact`` was just verified by
         ``Artifact.read`` (skips hashing the members again); else ``artifact.check()``."""
         parsed = verified if verified is not None else artifact.check()
         self.source = source
+        self.strict = strict
+        env_faults = os.environ.get("HCOMPILE_FAULT_INJECT", "")
+        self.fault_inject = set(fault_inject if fault_inject is not None else
+                                (k.strip() for k in env_faults.split(",") if k.strip()))
         self.inputs: list[TensorSpec] = list(parsed.inputs)
         self.outputs: list[TensorSpec] = list(parsed.outputs)
         # Decide everything and decode every weight before writing or loading any code.
         choices = [choose_code(p) for p in parsed.partitions]
+        for p, choice in zip(parsed.partitions, choices, strict=True):
+            if choice.fallback:
+                self._fall_back(p, "; ".join(unavailable_reasons(p)))
         host_weights = {
             name: host_ready(decode_weight(spec, artifact.members[spec.member], source))
             for name, spec in parsed.weights.items()
@@ -65,13 +103,15 @@ class Executor:
         self._weights = {name: to_ffi(array) for name, array in host_weights.items()}
         self._host_weights = host_weights  # the tensors above borrow this memory
         options = RunnerOptions(Path(cache_dir) if cache_dir else default_cache_dir())
-        self._steps: list[tuple[PartitionRunner, tuple[str, ...], tuple[str, ...]]] = []
+        self._options = options
+        self._steps: list[_Step] = []
         self.partitions: list[PartitionInfo] = []
         for p, choice in zip(parsed.partitions, choices, strict=True):
             params = [self._weights[n] for n in p.params]
             blob = artifact.members[choice.code.member]
             runner = choice.runner(p, choice.code, blob, params, options)
-            self._steps.append((runner, p.inputs, p.outputs))
+            self._steps.append(_Step(p, runner, params, artifact.members.__getitem__,
+                                     choice.fallback))
             self.partitions.append(
                 PartitionInfo(
                     id=p.id,
@@ -92,17 +132,58 @@ class Executor:
         arrays = check_inputs(self.inputs, inputs)
         env: dict[str, Any] = dict(self._weights)
         env.update((name, to_ffi(array)) for name, array in arrays.items())
-        for runner, names_in, names_out in self._steps:
-            results = runner.run([env[n] for n in names_in])
+        for step in self._steps:
+            names_out = step.spec.outputs
+            results = self._run_step(step, [env[n] for n in step.spec.inputs])
             if len(results) != len(names_out):
                 raise ArtifactError(
-                    f"partition {runner.partition.id} returned {len(results)} tensors, but the "
+                    f"partition {step.spec.id} returned {len(results)} tensors, but the "
                     f"manifest lists {len(names_out)} outputs {list(names_out)}",
                     hint="the artifact is inconsistent; recompile the model",
                     source=self.source,
                 )
             env.update(zip(names_out, results, strict=True))
         return {spec.name: self._output(spec, env[spec.name]) for spec in self.outputs}
+
+    def _run_step(self, step: _Step, args: list[Any]) -> list[Any]:
+        runner = step.runner
+        try:
+            if runner.runs_on in self.fault_inject:
+                raise DeviceError(f"injected fault on the {runner.runs_on} device "
+                                  "(HCOMPILE_FAULT_INJECT)")
+            return runner.run(args)
+        except Exception as err:
+            if step.on_fallback or step.spec.fallback is None:
+                raise
+            if isinstance(err, HcompileError) and not isinstance(err, DeviceError):
+                raise
+            self._switch_to_fallback(step, runner, f"it failed at run time: {err}")
+        return step.runner.run(args)
+
+    def _switch_to_fallback(self, step: _Step, failed: PartitionRunner, why: str) -> None:
+        with step.lock:
+            if step.runner is not failed:
+                return  # another thread switched already
+            self._fall_back(step.spec, why)
+            code = step.spec.fallback
+            assert code is not None
+            runner_cls = RUNNERS[code.format]
+            step.runner = runner_cls(step.spec, code, step.blob_of(code.member), step.params,
+                                     self._options)
+            step.on_fallback = True
+            info = self.partitions[self._steps.index(step)]
+            self.partitions[self._steps.index(step)] = PartitionInfo(
+                **{**info.__dict__, "runs_on": runner_cls.runs_on, "code_format": code.format,
+                   "member": code.member, "fallback": True})
+
+    def _fall_back(self, spec: PartitionSpec, why: str) -> None:
+        message = (f"partition {spec.id} (target {spec.target}) runs on its CPU fallback: "
+                   f"{why}")
+        if self.strict:
+            raise DeviceError(message, hint="drop --strict to allow CPU fallback, or run "
+                                            f"where a {spec.target} device is available",
+                              source=self.source)
+        log.warning(message)
 
     def _output(self, spec: TensorSpec, tensor: Any) -> np.ndarray:
         array = to_numpy(tensor)
@@ -127,15 +208,20 @@ def load(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
+    strict: bool = False,
+    fault_inject: Collection[str] | None = None,
 ) -> Executor:
     """Verify and load an artifact (a ``.hca`` path or an in-memory :class:`Artifact`).
 
     ``cache_dir`` overrides where CPU code is unpacked (default: ``$HCOMPILE_CACHE_DIR``,
     ``$XDG_CACHE_HOME/hcompile`` or ``~/.cache/hcompile``); ``max_total_size`` bounds the
-    unpacked size of the file (the zip-bomb guard).
+    unpacked size of the file (the zip-bomb guard); ``strict`` turns CPU fallback into a
+    :class:`DeviceError`; ``fault_inject`` names device kinds whose runs fail (for tests).
     """
+    options: dict[str, Any] = {"cache_dir": cache_dir, "strict": strict,
+                               "fault_inject": fault_inject}
     if isinstance(artifact, Artifact):
-        return Executor(artifact, cache_dir=cache_dir)
+        return Executor(artifact, **options)
     source = os.fspath(artifact)
     art = Artifact.read(source, max_total_size=max_total_size)
-    return Executor(art, cache_dir=cache_dir, source=source, verified=art.parsed())
+    return Executor(art, source=source, verified=art.parsed(), **options)

@@ -99,6 +99,11 @@ def _why_not(code: CodeSpec) -> str | None:
     return f"{code.format}: {reason}" if reason else None
 
 
+def unavailable_reasons(partition: PartitionSpec) -> list[str]:
+    """Why each of the partition's primary code entries cannot run here."""
+    return [reason for code in partition.code if (reason := _why_not(code))]
+
+
 def choose_code(partition: PartitionSpec) -> CodeChoice:
     """The first runnable code entry of ``partition``, else its fallback, else DeviceError."""
     reasons = []

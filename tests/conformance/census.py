@@ -15,6 +15,8 @@ import multiprocessing
 import warnings
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 
 def _run_case(name: str) -> tuple[str, str, str]:
@@ -33,6 +35,8 @@ def _run_case(name: str) -> tuple[str, str, str]:
         for inputs, outputs in case.data_sets:
             got = rep.run(inputs)
             for want, have in zip(outputs, got, strict=True):
+                if isinstance(want, onnx.TensorProto):
+                    want = numpy_helper.to_array(want)
                 np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=case.rtol,
                                            atol=case.atol, equal_nan=True)
                 have_dtype, want_dtype = np.asarray(have).dtype, np.asarray(want).dtype

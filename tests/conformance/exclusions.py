@@ -27,3 +27,8 @@ def excluded_reason(name: str) -> str | None:
         if re.search(pattern, name):
             return reason
     return None
+
+
+#: (pattern, reason) for applicable tests hcompile fails today; run as strict xfails so a fix
+#: shows up as an unexpected pass. Filled from `python -m tests.conformance.census`.
+KNOWN_FAILURES: list[tuple[str, str]] = []
