@@ -5,9 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODELS := models/onnx/mlp.onnx models/onnx/lenet5.onnx models/onnx/resnet18.onnx \
           models/onnx/mobilenetv2.onnx models/onnx/transformer.onnx models/onnx/lstm.onnx
-TARGETS_DEMO ?= cpu
 
-.PHONY: demo test models install lint clean
+.PHONY: demo test conformance models install lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +21,23 @@ $(MODELS) &: $(STAMP) $(wildcard models/*.py)
 
 models: $(MODELS)
 
+# The seed MLP compiled for each target on its own, then run (gpu falls back to the CPU
+# code with a warning when there is no CUDA GPU; fpga runs on PoCL, the OpenCL emulator).
 demo: models
 	@mkdir -p build
-	$(BIN)/hcompile models/onnx/mlp.onnx -o build/mlp.hca --targets $(TARGETS_DEMO)
-	$(BIN)/hcompile inspect build/mlp.hca
-	$(BIN)/hcompile run build/mlp.hca --random --output build/mlp-out.npz
+	@for t in cpu gpu fpga; do \
+	  echo "=== seed MLP, --targets $$t ==="; \
+	  $(BIN)/hcompile models/onnx/mlp.onnx -o build/mlp-$$t.hca --targets $$t || exit 1; \
+	  $(BIN)/hcompile inspect build/mlp-$$t.hca | sed -n '/^partitions/,/^plan/p'; \
+	  $(BIN)/hcompile run build/mlp-$$t.hca --random --output build/mlp-$$t-out.npz || exit 1; \
+	done
 
 test: models
 	$(BIN)/python -m pytest -n 2 tests
+
+# The whole ONNX node-test suite (make test runs a fixed 1-in-6 sample of it).
+conformance: models
+	HCOMPILE_CONFORMANCE=full $(BIN)/python -m pytest -n 2 tests/conformance
 
 lint: $(STAMP)
 	$(BIN)/ruff check hcompile passes targets models tests benchmarks
