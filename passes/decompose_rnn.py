@@ -67,6 +67,11 @@ _ACTIVATION_ARGS: dict[str, tuple[bool, bool, float, float]] = {
 }
 
 
+#: Recurrences are unrolled at compile time; longer sequences would make graphs of millions of
+#: nodes (the compile would run for hours), so they are refused with a clear error.
+MAX_UNROLLED_STEPS = 4096
+
+
 def run(graph: Graph, options: PassOptions) -> bool:
     """Replace every LSTM/GRU/RNN node in place by its unrolled decomposition."""
     if not any(_is_rnn(node) for node in graph.nodes):
@@ -142,6 +147,11 @@ def _parse(graph: Graph, node: Node) -> _Spec:
     if steps == 0 or batch == 0:
         raise UnsupportedOpError(f"{node.op} with an empty sequence or batch is not supported",
                                  node=node.name)
+    if steps > MAX_UNROLLED_STEPS:
+        raise UnsupportedOpError(
+            f"{node.op} over {steps} time steps: hcompile unrolls recurrences and allows at most "
+            f"{MAX_UNROLLED_STEPS} steps", node=node.name,
+            hint="compile with a shorter sequence (--input-shape) and run it in chunks")
     inputs = {k: given[k] for k in ("X", "sequence_lens", "initial_h", "initial_c")}
     return _Spec(node.op, steps, batch, hidden, layout, tags, weights, inputs)
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from hcompile.errors import ModelError, UsageError
+from hcompile.errors import ModelError, ShapeError, UsageError
 from hcompile.frontend.convert import GraphConverter, SupportFn
 from hcompile.frontend.infer import onnx_to_dtype
 from hcompile.frontend.loader import LoadedModel, load_model
@@ -74,7 +74,22 @@ def import_model(
     graph = GraphConverter(loaded.model, inputs, loaded.source,
                            supported or _default_support).convert()
     verify(graph, after="import")
+    _check_sizes(graph)
     return graph, loaded
+
+
+#: No single tensor may exceed this: beyond it a model cannot run on any supported device, and
+#: huge declared dims (fuzzed or mistyped) would otherwise run the compiler out of memory.
+MAX_TENSOR_BYTES = 1 << 36  # 64 GiB
+
+
+def _check_sizes(graph: Graph) -> None:
+    for name, ttype in graph.tensor_types().items():
+        if ttype.nbytes > MAX_TENSOR_BYTES:
+            raise ShapeError(
+                f"tensor '{name}' ({ttype}) would take {ttype.nbytes / 2**30:.0f} GiB, more "
+                f"than the {MAX_TENSOR_BYTES >> 30} GiB any device supports",
+                source=graph.source, hint="check the model's dims and --input-shape")
 
 
 def _default_support(op: str, domain: str, opset: int) -> tuple[bool, tuple[int, ...]]:

@@ -11,6 +11,18 @@ from onnx import helper, numpy_helper
 from hcompile.errors import ModelError
 
 
+def tensor_value(tensor: onnx.TensorProto, source: str) -> np.ndarray:
+    """An initializer or attribute tensor as numpy; ModelError when it is malformed."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as err:  # KeyError for unknown types, ValueError for bad sizes...
+        raise ModelError(
+            f"tensor '{tensor.name}' cannot be read (data type {tensor.data_type}, dims "
+            f"{list(tensor.dims)}): {type(err).__name__}: {err}",
+            source=source, hint="re-export the model; the tensor's data is corrupt",
+        ) from None
+
+
 def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
     """Attribute name -> int, float, str, list or np.ndarray (graphs are not kept)."""
     attrs: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from hcompile.errors import DynamicShapeError, ModelError, ShapeError, UnsupportedOpError
 from hcompile.frontend import attrs as attr_util
@@ -60,7 +60,7 @@ class GraphConverter:
     def convert(self) -> Graph:
         for init in self.model.graph.initializer:
             if init.name not in self.graph.inputs:
-                self._set_const(init.name, numpy_helper.to_array(init))
+                self._set_const(init.name, attr_util.tensor_value(init, self.source))
         for index, node in enumerate(self.model.graph.node):
             self._visit(node, index, rename={})
         self._raise_problems()
@@ -107,10 +107,13 @@ class GraphConverter:
             self._set_const(outputs[0], attr_util.constant_value(node, name, self.source))
             return
         if node.op_type == "If" and node.domain in ("", "ai.onnx"):
-            self._inline_if(node, name, inputs, outputs)
+            self._inline_if(node, name, inputs, outputs, rename)
             return
         if any(i in self.unknown for i in inputs if i):
             self._mark_unknown(node, name, outputs, check_support=True, opset=opset)
+            return
+        if node.op_type == "Scan" and node.domain in ("", "ai.onnx") and opset >= 9:
+            self._unroll_scan(node, name, inputs, outputs, rename)
             return
         if self._try_fold(node, inputs, outputs, opset):
             return
@@ -147,6 +150,12 @@ class GraphConverter:
                 start, end = attr_util.shape_slice(node, full.size)
                 self._set_const(outputs[0], full[start:end])
             return True
+        if (node.op_type == "CastLike" and node.domain in ("", "ai.onnx") and inputs[0] in consts
+                and self.types[inputs[0]].dtype != "bfloat16"
+                and self.types[inputs[1]].dtype not in ("bfloat16", "bool")):
+            # only the type of input 1 matters: a constant cast to it is a constant
+            self._set_const(outputs[0], consts[inputs[0]].astype(self.types[inputs[1]].dtype))
+            return True
         if not can_fold(node) or not all(i in consts for i in inputs if i):
             return False
         renamed = helper.make_node(node.op_type, inputs, outputs, domain=node.domain)
@@ -160,7 +169,7 @@ class GraphConverter:
 
     # -- If with a constant condition -------------------------------------------------------------
     def _inline_if(self, node: onnx.NodeProto, name: str, inputs: list[str],
-                   outputs: list[str]) -> None:
+                   outputs: list[str], outer: dict[str, str]) -> None:
         cond = self.graph.constants.get(inputs[0])
         if cond is None:
             self.problems.dynamic.append(
@@ -170,18 +179,96 @@ class GraphConverter:
             return
         branch_name = "then_branch" if bool(np.asarray(cond).reshape(-1)[0]) else "else_branch"
         branch = next(a.g for a in node.attribute if a.name == branch_name)
-        rename: dict[str, str] = {}
+        rename = dict(outer)  # the branch sees the enclosing scope (a function body's names)
         for inner in branch.node:
             for out in inner.output:
                 if out:
                     rename[out] = f"{name}/{out}"
         for init in branch.initializer:
             rename[init.name] = f"{name}/{init.name}"
-            self._set_const(rename[init.name], numpy_helper.to_array(init))
+            self._set_const(rename[init.name], attr_util.tensor_value(init, self.source))
         for index, inner in enumerate(branch.node):
             self._visit(inner, index, rename)
         for out, branch_out in zip(outputs, branch.output, strict=True):
             self._alias(out, rename.get(branch_out.name, branch_out.name), name)
+
+    # -- Scan: the trip count is a static dim, so unroll -------------------------------------------
+    def _unroll_scan(self, node: onnx.NodeProto, name: str, inputs: list[str],
+                     outputs: list[str], outer: dict[str, str]) -> None:
+        """One copy of the body per iteration: scan inputs sliced with Gather, states threaded
+        through, scan outputs stacked with Unsqueeze + Concat (directions and axes honoured)."""
+        attrs = {a.name: a for a in node.attribute}
+        body = attrs["body"].g
+        n_scan = int(attrs["num_scan_inputs"].i)
+        n_state = len(inputs) - n_scan
+        n_out = len(body.output) - n_state
+
+        def per_input(key: str, count: int) -> list[int]:
+            return list(attrs[key].ints) if key in attrs else [0] * count
+
+        in_axes, in_dirs = per_input("scan_input_axes", n_scan), per_input(
+            "scan_input_directions", n_scan)
+        out_axes, out_dirs = per_input("scan_output_axes", n_out), per_input(
+            "scan_output_directions", n_out)
+        scans = inputs[n_state:]
+        ranks = [len(self.types[x].shape) for x in scans]
+        in_axes = [a + r if a < 0 else a for a, r in zip(in_axes, ranks, strict=True)]
+        trips = self.types[scans[0]].shape[in_axes[0]] if scans else 0
+        if trips == 0:
+            self.problems.dynamic.append(f"Scan node {name} has no iterations (not supported)")
+            self.unknown.update(o for o in outputs if o)
+            return
+        states, stacked = list(inputs[:n_state]), [[] for _ in range(n_out)]  # type: ignore[var-annotated]
+        for t in range(trips):
+            prefix = f"{name}/t{t}"
+            rename = dict(outer)
+            rename.update(zip((v.name for v in body.input[:n_state]), states, strict=True))
+            for j, (value, x) in enumerate(zip(body.input[n_state:], scans, strict=True)):
+                index = f"{prefix}/index{j}"
+                self._set_const(index, np.array(t if not in_dirs[j] else trips - 1 - t,
+                                                dtype=np.int64))
+                rename[value.name] = f"{prefix}/{value.name}"
+                self._visit(helper.make_node("Gather", [x, index], [rename[value.name]],
+                                             name=f"{prefix}/slice{j}", axis=in_axes[j]), 0, {})
+            for init in body.initializer:
+                rename[init.name] = f"{prefix}/{init.name}"
+                self._set_const(rename[init.name], numpy_helper.to_array(init))
+            for inner in body.node:
+                rename.update({o: f"{prefix}/{o}" for o in inner.output if o})
+            for index, inner in enumerate(body.node):
+                copy = onnx.NodeProto()
+                copy.CopyFrom(inner)
+                copy.name = f"{prefix}/{inner.name or f'{inner.op_type}_{index}'}"
+                self._visit(copy, index, rename)
+            states = [rename.get(v.name, v.name) for v in body.output[:n_state]]
+            for k, value in enumerate(body.output[n_state:]):
+                stacked[k].append(rename.get(value.name, value.name))
+        for out, src in zip(outputs[:n_state], states, strict=False):
+            if out:
+                self._alias(out, src, name)
+        for k, out in enumerate(outputs[n_state:]):
+            if out:
+                self._stack(name, k, stacked[k][::-1] if out_dirs[k] else stacked[k],
+                            out_axes[k], out)
+
+    def _stack(self, name: str, k: int, parts: list[str], axis: int, out: str) -> None:
+        rank = len(self.types[parts[0]].shape) + 1
+        axis = axis + rank if axis < 0 else axis
+        expanded = []
+        for t, part in enumerate(parts):
+            target = f"{name}/stack{k}/{t}"
+            if self.opsets.get("", 1) >= 13:
+                axes = f"{name}/stack{k}/axes"
+                self._set_const(axes, np.array([axis], dtype=np.int64))
+                unsqueeze = helper.make_node("Unsqueeze", [part, axes], [target],
+                                             name=f"{target}/Unsqueeze")
+            else:
+                unsqueeze = helper.make_node("Unsqueeze", [part], [target], axes=[axis],
+                                             name=f"{target}/Unsqueeze")
+            self._visit(unsqueeze, 0, {})
+            expanded.append(target)
+        self._visit(helper.make_node("Concat", expanded, [out], name=f"{name}/stack{k}",
+                                     axis=axis), 0, {})
 
     def _alias(self, out: str, src: str, name: str) -> None:
         """Make ``out`` carry the value of ``src`` (an Identity node, or a constant copy)."""
@@ -204,6 +291,8 @@ class GraphConverter:
             self.unknown.update(o for o in outputs if o)
             return
         supported, static_inputs = self.supported(node.op_type, node.domain or "", opset)
+        if not supported and self._inline_function(node, name, inputs, outputs, opset):
+            return
         if not supported:
             self._mark_unknown(node, name, outputs, check_support=False, opset=opset)
             self.problems.add_op(node, name)
@@ -223,6 +312,27 @@ class GraphConverter:
         attrs = attr_util.node_attrs(node)
         self._append(Node(node.op_type, name, inputs, outputs, attrs, types,
                           domain=node.domain or "", opset=opset, meta={"source": self.source}))
+
+    def _inline_function(self, node: onnx.NodeProto, name: str, inputs: list[str],
+                         outputs: list[str], opset: int) -> bool:
+        """Replace an op hcompile cannot lower by ONNX's function body for it, when it has one."""
+        from hcompile.frontend.expand import bind_attributes, function_body
+
+        body = function_body(node, opset, [self.types.get(i) if i else None for i in inputs])
+        if body is None:
+            return False
+        rename = dict(zip(body.input, inputs, strict=False))
+        rename.update({i: "" for i in body.input[len(inputs):]})
+        for inner in body.node:
+            for out in inner.output:
+                if out:
+                    rename[out] = f"{name}/{out}"
+        rename.update({o: n for o, n in zip(body.output, outputs, strict=False) if n})
+        for index, inner in enumerate(body.node):
+            bound = bind_attributes(inner, node, body)
+            bound.name = f"{name}/{inner.name or f'{inner.op_type}_{index}'}"
+            self._visit(bound, index, rename)
+        return True
 
     def _append(self, ir_node: Node) -> None:
         self.graph.nodes.append(ir_node)

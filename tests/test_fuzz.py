@@ -1,0 +1,73 @@
+"""A deterministic slice of the importer fuzzer, and every crasher it found, kept as tests.
+
+The full run (10,000 cases): ``.venv/bin/python -m tests.fuzz.run --cases 10000``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hcompile.errors import HcompileError, ModelError, ShapeError, UnsupportedOpError
+from hcompile.frontend import import_model
+from hcompile.passes import PassOptions, run_pipeline
+from tests.fuzz.run import case_list, run_cases
+
+
+def test_fuzz_slice_has_no_crash_or_timeout():
+    results = run_cases(case_list(320), seed=7, compile_every=40, jobs=1)
+    outcomes = {str(r["outcome"]).split(":")[0] for r in results}
+    bad = [r for r in results if str(r["outcome"]).startswith(("crash", "timeout"))]
+    assert not bad, bad
+    assert "error" in outcomes and ("imported" in outcomes or "compiled" in outcomes)
+
+
+def test_regression_initializer_with_unknown_data_type():
+    """Found by the fuzzer (initializer_dtype): numpy_helper raised KeyError: 77."""
+    init = numpy_helper.from_array(np.ones((2,), np.float32), "w")
+    init.data_type = 77
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], [init])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(HcompileError) as info:
+        import_model(model.SerializeToString())
+    assert "'w'" in str(info.value) or "checker" in str(info.value)
+
+
+def _lstm(steps: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((1, 8, 3)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.standard_normal((1, 8, 2)).astype(np.float32), "R")
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["", "h"], hidden_size=2)
+    graph = helper.make_graph([node], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [steps, 1, 3])],
+                              [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 1, 2])],
+                              [w, r])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_regression_lstm_with_two_billion_steps_is_refused_quickly():
+    """Found by the fuzzer (bad_dims): unrolling 2**31 steps ran past the 30 s limit."""
+    graph, _ = import_model(_lstm(2**31))
+    with pytest.raises(UnsupportedOpError, match="at most 4096 steps"):
+        run_pipeline(graph, PassOptions())
+
+
+def test_huge_declared_dims_are_refused_at_import():
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2**20, 2**20])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2**20, 2**20])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ShapeError, match="4096 GiB"):
+        import_model(model)
+
+
+def test_truncated_model_is_a_model_error():
+    data = _lstm(4).SerializeToString()
+    with pytest.raises(ModelError):
+        import_model(data[: len(data) // 2])
