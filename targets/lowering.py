@@ -123,12 +123,17 @@ def _lower_node(ctx: LowerContext, node: Node) -> None:
         raise UnsupportedOpError(f"no lowering for {node.op} (opset {node.opset})", node=node.name)
     try:
         results = list(impl.lower(ctx, node))
+        _bind_results(ctx, node, results)
     except HcompileError as err:
         raise err.with_context(node=node.name) from None
-    except Exception as err:  # TVM raises plain errors for bad op arguments
+    except Exception as err:  # TVM raises plain errors for bad op arguments and types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise CompileError(
-            f"lowering {node.op} to Relax failed: {type(err).__name__}: {err}", node=node.name
+            f"lowering {node.op} to Relax failed: {type(err).__name__}: {first}", node=node.name
         ) from err
+
+
+def _bind_results(ctx: LowerContext, node: Node, results: list[Any]) -> None:
     live = [o for o in node.outputs if o]
     if len(results) < len(live):
         raise CompileError(f"lowering returned {len(results)} values for {len(live)} outputs",
@@ -136,6 +141,7 @@ def _lower_node(ctx: LowerContext, node: Node) -> None:
     for name, expr, ttype in zip(node.outputs, results, node.output_types, strict=False):
         if not name:
             continue
+        # Emitting normalises the expression: TVM's type checks run here.
         var = ctx.emit(expr) if not isinstance(expr, relax.Var) else expr
         _check_lowered_type(node, name, var, ttype)
         ctx.values[name] = var

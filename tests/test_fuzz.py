@@ -71,3 +71,18 @@ def test_truncated_model_is_a_model_error():
     data = _lstm(4).SerializeToString()
     with pytest.raises(ModelError):
         import_model(data[: len(data) // 2])
+
+
+def test_regression_softmax_on_bool_is_a_compile_error():
+    """Found by the fuzzer (wrong_dtype): TVM's TypeError escaped while emitting Softmax."""
+    import hcompile
+    from hcompile.errors import CompileError
+
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.BOOL, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.BOOL, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(HcompileError) as info:
+        hcompile.compile(model)
+    assert isinstance(info.value, CompileError | ModelError)
+    assert "Softmax" in str(info.value)
