@@ -86,3 +86,19 @@ def test_regression_softmax_on_bool_is_a_compile_error():
         hcompile.compile(model)
     assert isinstance(info.value, CompileError | ModelError)
     assert "Softmax" in str(info.value)
+
+
+def test_gather_with_out_of_range_runtime_index_never_crashes(isolated_cache):
+    """ONNX leaves out-of-range Gather indices undefined; hcompile clamps instead of crashing."""
+    import hcompile
+
+    graph = helper.make_graph([helper.make_node("Gather", ["x", "i"], ["y"], axis=0)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2]),
+                               helper.make_tensor_value_info("i", TensorProto.INT64, [3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    exe = hcompile.load(hcompile.compile(model))
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    y = exe.run({"x": x, "i": np.array([1, 10**9, -(10**9)], np.int64)})["y"]
+    assert y.shape == (3, 2) and np.isfinite(y).all()
+    np.testing.assert_array_equal(y[0], x[1])

@@ -35,7 +35,8 @@ def lower_gather(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
     dims = shape(ctx, node)
     axis = norm_axis(node, node.attr("axis", 0), len(dims))
     indices = _indices(ctx, node, 1, np.array(dims[axis]))
-    return [relax.op.take(ctx.input(node, 0), indices, axis=axis)]
+    # mode="clip": an out-of-range index (undefined in ONNX) must never read out of bounds.
+    return [relax.op.take(ctx.input(node, 0), indices, axis=axis, mode="clip")]
 
 
 @register("GatherElements", since=13)
