@@ -11,7 +11,7 @@ MODELS := models/onnx/mlp.onnx models/onnx/lenet5.onnx models/onnx/resnet18.onnx
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,models,dev]"
+	$(BIN)/pip install --quiet -e ".[test,models,dev,serve,ray,tune]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -22,8 +22,16 @@ if TYPE_CHECKING:
     from hcompile.runtime import Executor
 
 
-def compile(model: Any, **options: Any) -> Artifact:
-    """Compile an ONNX model (path or ModelProto) into an in-memory :class:`Artifact`."""
+def compile(model: Any, *, shard_batch: str | None = None, **options: Any) -> Artifact:
+    """Compile an ONNX model (path or ModelProto) into an in-memory :class:`Artifact`.
+
+    ``shard_batch`` (``"auto"`` or ``"cpu=0.4,fpga=0.6"``) compiles one copy per device for
+    its share of the batch; the runtime splits inputs and concatenates outputs.
+    """
+    if shard_batch is not None:
+        from hcompile.sharding_compile import compile_sharded
+
+        return compile_sharded(model, shard_batch, **options)
     from hcompile.compiler import compile_model
 
     return compile_model(model, **options)

@@ -60,7 +60,7 @@ class HcompileRep(BackendRep):
             artifact = hcompile.compile(self.model, targets=self.targets, input_shapes=shapes,
                                         frozen_inputs=frozen)
         except DynamicShapeError as err:
-            extra = [n for n in err.needed_static if n in feeds and n not in frozen]
+            extra = self._to_freeze(err.needed_static, feeds, frozen)
             if not extra:
                 raise
             self._compile(feeds, (*frozen_names, *extra))
@@ -69,6 +69,30 @@ class HcompileRep(BackendRep):
         self._frozen[shape_key] = tuple(frozen_names)
         key = shape_key + tuple(feeds[n].tobytes() for n in frozen_names)
         self._executors[key] = hcompile.load(artifact)
+
+    def _to_freeze(self, needed: Sequence[str], feeds: Mapping[str, np.ndarray],
+                   frozen: Mapping[str, np.ndarray]) -> list[str]:
+        """The model inputs to freeze so that the tensors in ``needed`` become constants: those
+        named, else the inputs they are computed from, else every integer input (shape-like)."""
+        open_inputs = [n for n in feeds if n not in frozen]
+        named = [n for n in needed if n in open_inputs]
+        if named:
+            return named
+        producers = {out: node for node in self.model.graph.node for out in node.output}
+        found: list[str] = []
+        stack, seen = list(needed), set()
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in open_inputs:
+                found.append(name)
+            elif name in producers:
+                stack.extend(i for i in producers[name].input if i)
+        if found:
+            return found
+        return [n for n in open_inputs if feeds[n].dtype.kind in "iu"]
 
     def _feeds(self, inputs: Any) -> dict[str, np.ndarray]:
         if isinstance(inputs, Mapping):

@@ -28,7 +28,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fpga-compiler", choices=["aoc", "v++"],
                    help="also build the FPGA board binary with this vendor tool when on PATH")
     p.add_argument("--fpga-board", help="board name passed to --fpga-compiler")
+    p.add_argument("--shard-batch", metavar="auto|TARGET=FRACTION,...",
+                   help="split the batch over devices: one copy of the model per device, "
+                        "compiled for its rows (auto: from measured speed)")
     p.add_argument("--force", action="store_true", help="overwrite an existing non-artifact file")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compile every partition afresh (skip the compile cache)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(handler=run)
 
@@ -36,6 +41,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from hcompile.frontend import parse_input_shape
 
+    if args.no_cache:
+        os.environ["HCOMPILE_NO_CACHE"] = "1"  # read by hcompile.compile_cache
     shapes = dict(parse_input_shape(spec) for spec in args.input_shape)
     if len(shapes) != len(args.input_shape):
         raise UsageError("--input-shape is given twice for the same input")
@@ -50,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
         from hcompile.compiler import compile_model
 
-        artifact = compile_model(args.model, targets=targets, input_shapes=shapes,
-                                 progress=progress, target_options=_target_options(args))
+        if args.shard_batch:
+            from hcompile.sharding_compile import compile_sharded
+
+            artifact = compile_sharded(args.model, args.shard_batch, input_shapes=shapes,
+                                       targets=targets, progress=progress,
+                                       target_options=_target_options(args))
+        else:
+            artifact = compile_model(args.model, targets=targets, input_shapes=shapes,
+                                     progress=progress, target_options=_target_options(args))
         status.update("[bold]writing[/bold] " + str(output))
         artifact.save(output, force=args.force)
     elapsed = time.perf_counter() - start

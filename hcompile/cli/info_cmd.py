@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,18 @@ def ops(args: argparse.Namespace) -> int:
     print(f"{'domain':<10} {'operator':<28} opsets")
     for domain, op, versions in sorted(rows, key=lambda r: (r[0], r[1])):
         print(f"{domain or 'ai.onnx':<10} {op:<28} {_ranges(versions)}")
-    print(f"\n{len(rows)} operators; newest ONNX opset known: {onnx.defs.onnx_opset_version()}")
+    print(f"{'ai.onnx':<10} {'Scan':<28} 9+ (unrolled: the trip count is a static dim)")
+    known = {op for _, op, _ in rows} | {"Scan"}
+    schemas: Sequence[Any] = onnx.defs.get_all_schemas_with_history()
+    expanded = sorted({s.name for s in schemas
+                       if s.domain in ("", "ai.onnx") and s.name not in known
+                       and (s.has_function or s.has_context_dependent_function)})
+    print(f"\n{len(rows) + 1} operators; newest ONNX opset known: "
+          f"{onnx.defs.onnx_opset_version()}")
+    print(f"\nExpanded into ONNX's own function body (compiled when every op of the body is "
+          f"supported), {len(expanded)} more:")
+    for start in range(0, len(expanded), 6):
+        print("  " + ", ".join(expanded[start:start + 6]))
     return 0
 
 

@@ -28,6 +28,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="overwrite a non-npz --output file")
     p.add_argument("--strict", action="store_true",
                    help="fail instead of running a device partition on its CPU fallback")
+    p.add_argument("--profile", type=Path, metavar="TRACE.json",
+                   help="write a Chrome trace of the run (open it in ui.perfetto.dev)")
+    p.add_argument("--check", action="store_true",
+                   help="also run each device partition's CPU code and print the max error")
+    p.add_argument("--shard-batch", metavar="auto|TARGET=FRACTION,...",
+                   help="require the artifact to be batch-sharded this way (sharding is "
+                        "fixed when compiling with --shard-batch)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=run)
 
@@ -40,17 +47,76 @@ def run(args: argparse.Namespace) -> int:
         if args.inputs:
             protected.append(args.inputs)
         check_output(args.output, kind="npz", force=args.force, protected=protected)
+    if args.profile is not None:
+        _check_trace_output(args.profile, force=args.force, protected=[args.artifact])
     exe = hcompile.load(args.artifact, strict=args.strict)
+    if args.shard_batch is not None:
+        _check_sharding(exe, args.shard_batch)
     feeds = _gather_inputs(args, exe.inputs)
-    outputs = exe.run(feeds)
+    trace = None
+    if args.profile is not None:
+        from hcompile.runtime.trace import Trace
+
+        trace = Trace()
+    outputs = exe.run(feeds, trace=trace)
     if not args.quiet:
         for name, value in outputs.items():
             print(describe_array(name, value))
+    if trace is not None:
+        trace.save(args.profile)
+        if not args.quiet:
+            print(f"wrote {args.profile} ({len(trace.spans)} spans on {len(trace.tracks())} "
+                  "tracks; open it in https://ui.perfetto.dev)")
+    if args.check:
+        from hcompile.runtime.check import check_partitions, format_checks
+
+        print(format_checks(check_partitions(exe, feeds)))
     if args.output is not None:
         _save_npz(args.output, outputs)
         if not args.quiet:
             print(f"wrote {args.output}")
     return 0
+
+
+def _check_trace_output(path: Path, *, force: bool, protected: list[Path]) -> None:
+    """Like ``check_output``: an earlier trace (JSON with ``traceEvents``) may be replaced."""
+    if any(p.exists() and p.resolve() == path.resolve() for p in protected):
+        raise UsageError(f"the trace {path} is also an input of this command",
+                         hint="choose another --profile path")
+    if path.is_dir():
+        raise UsageError(f"--profile {path} is a directory", hint="give a file path")
+    if force or not path.exists():
+        return
+    try:
+        with path.open("rb") as f:
+            earlier = b'"traceEvents"' in f.read(64)
+    except OSError:
+        earlier = False
+    if not earlier:
+        raise UsageError(f"{path} exists and is not an hcompile trace; not overwriting it",
+                         hint="choose another --profile path, or pass --force to replace it")
+
+
+def _check_sharding(exe: Any, spec: str) -> None:
+    """``--shard-batch`` at run time: the artifact must be sharded as asked."""
+    from hcompile.runtime.sharding import parse_shard_spec, split_batch
+
+    wanted = parse_shard_spec(spec)
+    sharding = exe.sharding
+    if sharding is None:
+        raise UsageError(f"--shard-batch {spec}: this artifact is not batch-sharded",
+                         hint="compile it with --shard-batch to shard it over devices")
+    if wanted is None:
+        return
+    have = {s.target: s.batch for s in sharding.shards}
+    unknown = sorted(set(wanted) - set(have))
+    rows = split_batch(sharding.batch, wanted)
+    off = [t for t in have if rows.get(t, 0) != have[t]]
+    if unknown or off:
+        raise UsageError(f"--shard-batch {spec}: the artifact is sharded as "
+                         f"{sharding.describe()}",
+                         hint="the shards are compiled for their batch sizes: recompile with "
+                              f"--shard-batch {spec}, or drop the flag")
 
 
 def _gather_inputs(args: argparse.Namespace, specs: Any) -> dict[str, np.ndarray]:

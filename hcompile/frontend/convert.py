@@ -218,21 +218,22 @@ class GraphConverter:
             self.problems.dynamic.append(f"Scan node {name} has no iterations (not supported)")
             self.unknown.update(o for o in outputs if o)
             return
-        states, stacked = list(inputs[:n_state]), [[] for _ in range(n_out)]  # type: ignore[var-annotated]
+        states = list(inputs[:n_state])
+        stacked: list[list[str]] = [[] for _ in range(n_out)]
         for t in range(trips):
             prefix = f"{name}/t{t}"
             rename = dict(outer)
             rename.update(zip((v.name for v in body.input[:n_state]), states, strict=True))
             for j, (value, x) in enumerate(zip(body.input[n_state:], scans, strict=True)):
-                index = f"{prefix}/index{j}"
-                self._set_const(index, np.array(t if not in_dirs[j] else trips - 1 - t,
-                                                dtype=np.int64))
+                step = f"{prefix}/index{j}"
+                self._set_const(step, np.array(t if not in_dirs[j] else trips - 1 - t,
+                                               dtype=np.int64))
                 rename[value.name] = f"{prefix}/{value.name}"
-                self._visit(helper.make_node("Gather", [x, index], [rename[value.name]],
+                self._visit(helper.make_node("Gather", [x, step], [rename[value.name]],
                                              name=f"{prefix}/slice{j}", axis=in_axes[j]), 0, {})
             for init in body.initializer:
                 rename[init.name] = f"{prefix}/{init.name}"
-                self._set_const(rename[init.name], numpy_helper.to_array(init))
+                self._set_const(rename[init.name], attr_util.tensor_value(init, self.source))
             for inner in body.node:
                 rename.update({o: f"{prefix}/{o}" for o in inner.output if o})
             for index, inner in enumerate(body.node):

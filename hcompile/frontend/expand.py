@@ -9,6 +9,8 @@ expansion follows the spec by construction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 from onnx import helper
 
@@ -20,7 +22,7 @@ def function_body(node: onnx.NodeProto, opset: int,
                   input_types: list[TensorType | None]) -> onnx.FunctionProto | None:
     """ONNX's function body for ``node`` at ``opset``, or None when the op has none."""
     try:
-        schema = onnx.defs.get_schema(node.op_type, opset, node.domain or "")
+        schema: Any = onnx.defs.get_schema(node.op_type, opset, node.domain or "")
     except onnx.defs.SchemaError:
         return None
     try:

@@ -62,15 +62,21 @@ def infer_output_types(
         return [_static_type(inferred.get(out), out) if out else TensorType((), "float32")
                 for out in outputs]
     except ShapeError:
-        if not (schema.has_function or schema.has_context_dependent_function):
+        if not _is_function_op(schema):
             raise
     except Exception as err:  # InferenceError, ValidationError... all mean a bad model
-        if not (schema.has_function or schema.has_context_dependent_function):
+        if not _is_function_op(schema):
             message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
             raise ModelError(f"shape inference failed for {node.op_type}: {message}") from None
     # Ops defined by an ONNX function (MeanVarianceNormalization...) may have no node-level
     # rule: infer through the function body with whole-model inference.
     return _infer_through_function(proto, input_types, input_data, opset_imports, outputs)
+
+
+def _is_function_op(schema: onnx.defs.OpSchema) -> bool:
+    """Is the op defined by an ONNX function body (the stubs lack these attributes)?"""
+    return bool(getattr(schema, "has_function", False)
+                or getattr(schema, "has_context_dependent_function", False))
 
 
 def _infer_through_function(

@@ -14,6 +14,7 @@ from hcompile.ops import (  # noqa: F401 - registration side effects
     norm,
     pad,
     pool,
+    qlinear,
     quantize,
     reduce,
     resize,
@@ -21,6 +22,7 @@ from hcompile.ops import (  # noqa: F401 - registration side effects
     slice,
     softmax,
     sort_scan,
+    spectral,
     tensor,
 )
 from hcompile.ops.registry import OpImpl, lookup, register, supported_ops

@@ -27,21 +27,29 @@ _CONV_T = {
 @register("Conv", since=11)
 def lower_conv(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
     x, w, bias = ctx.input(node, 0), ctx.input(node, 1), ctx.input(node, 2)
-    x_shape, w_shape = shape(ctx, node, 0), shape(ctx, node, 1)
+    y = conv(ctx, node, x, w, x_index=0, w_index=1)
+    return [_add_bias(y, bias, out_shape(node)[1], len(shape(ctx, node)) - 2)]
+
+
+def conv(ctx: LowerContext, node: Node, x: relax.Expr, w: relax.Expr, *, x_index: int,
+         w_index: int, out_dtype: str = "") -> relax.Expr:
+    """Conv of ``x`` by ``w`` with ``node``'s window attributes (Conv, ConvInteger, QLinearConv);
+    ``x_index`` / ``w_index`` say which node inputs give the shapes."""
+    x_shape, w_shape = shape(ctx, node, x_index), shape(ctx, node, w_index)
     rank = len(x_shape) - 2
     if rank not in _CONV:
         raise unsupported(node, f"a {len(x_shape)}-D input (1-3 spatial dims are supported)")
     kernel = ints(node.attr("kernel_shape")) or list(w_shape[2:])
     win = window(node, x_shape[2:], kernel)
-    y = _CONV[rank](
+    return _CONV[rank](
         x,
         w,
         strides=win.strides,
         padding=win.pads,
         dilation=win.dilations,
         groups=int(node.attr("group", 1)),
+        out_dtype=out_dtype or None,
     )
-    return [_add_bias(y, bias, out_shape(node)[1], rank)]
 
 
 @register("ConvTranspose", since=11)

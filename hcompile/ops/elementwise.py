@@ -95,7 +95,12 @@ def lower_mod(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
     if fmod not in (0, 1):
         raise unsupported(node, "fmod", fmod)
     if fmod == 0 and is_float(dtype(ctx, node)):
-        raise unsupported(node, "fmod=0 with a floating-point input (ONNX requires fmod=1)")
+        # numpy's float %: C fmod, moved by one divisor when the signs differ (inf/nan as numpy)
+        rem = ctx.emit(relax.op.mod(a, b))
+        zero = scalar(0, dtype(ctx, node))
+        differ = relax.op.logical_xor(relax.op.less(rem, zero), relax.op.less(b, zero))
+        move = relax.op.logical_and(relax.op.not_equal(rem, zero), differ)
+        return [relax.op.where(move, relax.op.add(rem, b), rem)]
     return [relax.op.mod(a, b) if fmod else relax.op.floor_mod(a, b)]
 
 

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
 @register("MatMul", since=1)
 def lower_matmul(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
-    return [relax.op.matmul(ctx.input(node, 0), ctx.input(node, 1))]
+    """float16 accumulates in float32 (as numpy and ONNX Runtime do), then rounds once."""
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    if dtype(ctx, node) == "float16":
+        return [relax.op.astype(relax.op.matmul(a, b, out_dtype="float32"), "float16")]
+    return [relax.op.matmul(a, b)]
 
 
 @register("Gemm", since=11)

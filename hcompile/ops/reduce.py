@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tvm import relax
 
 from hcompile.ops.common import const_ints, dtype, ints, norm_axes, norm_axis, scalar, shape
@@ -82,11 +83,35 @@ def _simple(fn: Callable[..., relax.Expr]) -> Reducer:
     return reduce_
 
 
+def _extreme(fn: Callable[..., relax.Expr], infinity: float) -> Reducer:
+    """Max (infinity=-inf) or min (+inf). TVM starts a float max at the lowest *finite* value,
+    so a slice of only -inf gives -FLT_MAX; ONNX says -inf: put it back unless that value
+    really occurs. Bool reduces as uint8."""
+
+    def reduce_(
+        x: relax.Expr, dims: tuple[int, ...], axes: list[int], keep: bool, dt: str
+    ) -> relax.Expr:
+        if dt == "bool":
+            return relax.op.astype(fn(relax.op.astype(x, "uint8"), axis=axes, keepdims=keep),
+                                   "bool")
+        y = fn(x, axis=axes, keepdims=keep)
+        if dt not in ("float16", "float32", "float64"):
+            return y
+        bound = scalar(float(np.finfo(dt).min if infinity < 0 else np.finfo(dt).max), dt)
+        occurs = relax.op.max(relax.op.astype(relax.op.equal(x, bound), "uint8"), axis=axes,
+                              keepdims=keep)
+        fix = relax.op.logical_and(relax.op.equal(y, bound),
+                                   relax.op.equal(occurs, scalar(0, "uint8")))
+        return relax.op.where(fix, scalar(infinity, dt), y)
+
+    return reduce_
+
+
 _REDUCERS: dict[str, Reducer] = {
     "ReduceSum": _sum,
     "ReduceMean": _simple(relax.op.mean),
-    "ReduceMax": _simple(relax.op.max),
-    "ReduceMin": _simple(relax.op.min),
+    "ReduceMax": _extreme(relax.op.max, -math.inf),
+    "ReduceMin": _extreme(relax.op.min, math.inf),
     "ReduceProd": _simple(relax.op.prod),
     "ReduceL1": _l1,
     "ReduceL2": _l2,

@@ -20,9 +20,14 @@ if TYPE_CHECKING:
 
 @register(["Softmax", "LogSoftmax"], since=13)
 def lower_softmax(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
+    """float16 is computed in float32 and rounded once (a float16 running sum loses digits;
+    numpy and ONNX Runtime accumulate in float32 too)."""
     fn = relax.op.nn.softmax if node.op == "Softmax" else relax.op.nn.log_softmax
     axis = norm_axis(node, node.attr("axis", -1), len(shape(ctx, node)))
-    return [fn(ctx.input(node, 0), axis=axis)]
+    x = ctx.input(node, 0)
+    if dtype(ctx, node) == "float16":
+        return [relax.op.astype(fn(relax.op.astype(x, "float32"), axis=axis), "float16")]
+    return [fn(x, axis=axis)]
 
 
 @register("Hardmax", since=13)

@@ -1,8 +1,8 @@
-"""TopK, CumSum and Trilu."""
+"""TopK, CumSum, CumProd and Trilu."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from tvm import relax
@@ -33,16 +33,26 @@ def lower_topk(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
 
 @register("CumSum", since=11, static_inputs=(1,))
 def lower_cumsum(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
+    return [_cumulative(ctx, node, relax.op.cumsum)]
+
+
+@register("CumProd", since=26, static_inputs=(1,))
+def lower_cumprod(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
+    return [_cumulative(ctx, node, relax.op.cumprod)]
+
+
+def _cumulative(ctx: LowerContext, node: Node, scan: Callable[..., relax.Expr]) -> relax.Expr:
+    """CumSum / CumProd along the constant axis; exclusive and reverse as ONNX defines."""
     dims = shape(ctx, node)
     axis = norm_axis(node, (const_ints(ctx, node, 1) or [0])[0], len(dims))
     exclusive, reverse = bool(node.attr("exclusive", 0)), bool(node.attr("reverse", 0))
     x = ctx.input(node, 0)
     if reverse:
         x = relax.op.flip(x, axis)
-    x = relax.op.cumsum(x, axis=axis, exclusive=exclusive)
+    x = scan(x, axis=axis, exclusive=exclusive)
     if reverse:
         x = relax.op.flip(x, axis)
-    return [x]
+    return x
 
 
 @register("Trilu", since=14, static_inputs=(1,))

@@ -89,10 +89,16 @@ def lower_split(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
         sizes = [min(chunk, dims[axis] - i * chunk) for i in range(count)]
     if sum(sizes) != dims[axis] or len(sizes) != len(node.outputs) or min(sizes) < 0:
         raise unsupported(node, f"split sizes {sizes} for axis {axis} of shape {list(dims)}")
-    if len(sizes) == 1:
-        return [ctx.input(node, 0)]
-    parts = ctx.emit(relax.op.split(ctx.input(node, 0), list(accumulate(sizes[:-1])), axis=axis))
-    return [relax.TupleGetItem(parts, i) for i in range(len(sizes))]
+    nonzero = [size for size in sizes if size]
+    if len(nonzero) <= 1:
+        whole = [ctx.input(node, 0)]
+    else:  # Relax's split wants strictly increasing indices: zero-size parts are made apart
+        parts = ctx.emit(relax.op.split(ctx.input(node, 0), list(accumulate(nonzero[:-1])),
+                                        axis=axis))
+        whole = [relax.TupleGetItem(parts, i) for i in range(len(nonzero))]
+    pieces = iter(whole)
+    return [next(pieces) if size else relax.op.zeros(out_shape(node, i), dtype(ctx, node))
+            for i, size in enumerate(sizes)]
 
 
 @register("Tile", since=13, static_inputs=(1,))

@@ -3,6 +3,8 @@
     import hcompile.runtime
     exe = hcompile.runtime.load("model.hca")
     outputs = exe.run({"x": x})             # {name: np.ndarray}, in the model's output order
+    for out in exe.run_many(requests): ...  # pipelined over the devices
+    exe.run({"x": x}, trace=(t := hcompile.runtime.Trace())); t.save("trace.json")
 
 Imports numpy and hcompile.artifact only; the TVM runtime library (through ``tvm_ffi``) is
 loaded when the first CPU partition is, and the ``tvm`` compiler package never is.
@@ -20,6 +22,7 @@ from hcompile.runtime.runners import (
     choose_code,
     register_runner,
 )
+from hcompile.runtime.trace import Trace
 
 __all__ = [
     "RUNNERS",
@@ -27,6 +30,7 @@ __all__ = [
     "PartitionInfo",
     "PartitionRunner",
     "RunnerOptions",
+    "Trace",
     "choose_code",
     "load",
     "register_runner",

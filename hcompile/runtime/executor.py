@@ -1,4 +1,11 @@
-"""The executor: loads an artifact's partitions and runs them in order.
+"""The executor: loads an artifact's partitions and runs them as their inputs become ready.
+
+Partitions run on one worker per device, each as soon as the partitions it depends on are
+done (:mod:`hcompile.runtime.scheduler`); when no two partitions on different devices can
+overlap, ``run`` calls them in the caller's thread instead (no hand-off). ``run_many``
+keeps several requests in flight so the devices work on different requests at once
+(pipelining). A sharded artifact (:mod:`hcompile.runtime.sharding`) splits its inputs
+along the batch axis, runs the shards in parallel and concatenates the outputs.
 
 Device partitions fall back to their CPU code when their device is missing at load or fails
 at run; each fallback is logged once (``strict=True`` makes it a :class:`DeviceError`).
@@ -11,7 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Collection, Mapping
+import weakref
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +40,10 @@ from hcompile.runtime.runners import (
     choose_code,
     unavailable_reasons,
 )
+from hcompile.runtime.scheduler import Scheduler, StepGraph
+from hcompile.runtime.sharding import Sharding
 from hcompile.runtime.tensors import host_ready, to_ffi, to_numpy
+from hcompile.runtime.trace import Trace
 
 log = logging.getLogger("hcompile")
 
@@ -126,24 +138,99 @@ class Executor:
                     outputs=p.outputs,
                 )
             )
+        # The shard-level outputs the partitions produce; self.inputs/outputs are the model's.
+        self._signature_out = self.outputs
+        self.sharding = Sharding.from_manifest(artifact.manifest, parsed, source)
+        if self.sharding is not None:
+            self.inputs, self.outputs = self.sharding.inputs, self.sharding.outputs
+        specs = [s.spec for s in self._steps]
+        self._graph = StepGraph([(p.inputs, p.outputs) for p in specs])
+        self._scheduler = Scheduler(self._graph, [p.inputs for p in specs],
+                                    [p.outputs for p in specs],
+                                    [f"partition {p.id}" for p in specs], self._run_index,
+                                    self._device_of)
+        self._overlap = self._graph.can_overlap([s.runner.runs_on for s in self._steps])
+        # Stop the device threads when the executor goes away (they do not reference it).
+        self._finalizer = weakref.finalize(self, self._scheduler.workers.close)
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model; return ``{output name: np.ndarray}`` in the model's output order."""
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, inputs: Mapping[str, np.ndarray], *,
+            trace: Trace | None = None) -> dict[str, np.ndarray]:
+        """Run the model; return ``{output name: np.ndarray}`` in the model's output order.
+
+        ``trace``: record every partition and copy as a span (see :mod:`.trace`).
+        """
+        env = self._environment(inputs)
+        if trace is None and not self._overlap:
+            self._run_inline(env)
+        else:
+            env = self._scheduler.submit(env, trace).wait()
+        return self._collect(env)
+
+    def run_many(self, requests: Iterable[Mapping[str, np.ndarray]], *,
+                 depth: int | None = None,
+                 trace: Trace | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Run each request of ``requests``; yield their outputs in order (pipelined).
+
+        Up to ``depth`` requests are in flight at once (default: two per device kind), so
+        while one device works on request *n* another can work on request *n + 1*; with a
+        single device the requests simply run one after another. Inputs are checked as each
+        request is taken; an error stops the iteration.
+        """
+        devices = {s.runner.runs_on for s in self._steps}
+        if len(devices) <= 1 and trace is None:  # one device: nothing to overlap
+            for inputs in requests:
+                yield self.run(inputs)
+            return
+        depth = max(1, depth if depth is not None else 2 * len(devices))
+        in_flight: deque[Any] = deque()
+        for inputs in requests:
+            in_flight.append(self._scheduler.submit(self._environment(inputs), trace))
+            if len(in_flight) >= depth:
+                yield self._collect(in_flight.popleft().wait())
+        while in_flight:
+            yield self._collect(in_flight.popleft().wait())
+
+    def close(self) -> None:
+        """Stop the device worker threads (also done when the executor is collected)."""
+        self._finalizer()
+
+    def _environment(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Checked inputs (split into shards when sharded) and the weights, as tensors."""
         arrays = check_inputs(self.inputs, inputs)
+        if self.sharding is not None:
+            arrays = self.sharding.split(arrays)
         env: dict[str, Any] = dict(self._weights)
         env.update((name, to_ffi(array)) for name, array in arrays.items())
-        for step in self._steps:
-            names_out = step.spec.outputs
-            results = self._run_step(step, [env[n] for n in step.spec.inputs])
-            if len(results) != len(names_out):
-                raise ArtifactError(
-                    f"partition {step.spec.id} returned {len(results)} tensors, but the "
-                    f"manifest lists {len(names_out)} outputs {list(names_out)}",
-                    hint="the artifact is inconsistent; recompile the model",
-                    source=self.source,
-                )
-            env.update(zip(names_out, results, strict=True))
-        return {spec.name: self._output(spec, env[spec.name]) for spec in self.outputs}
+        return env
+
+    def _collect(self, env: dict[str, Any]) -> dict[str, np.ndarray]:
+        outputs = {spec.name: self._output(spec, env[spec.name]) for spec in self._signature_out}
+        if self.sharding is not None:
+            return self.sharding.gather(outputs)
+        return outputs
+
+    def _run_inline(self, env: dict[str, Any]) -> None:
+        for i, step in enumerate(self._steps):
+            env.update(zip(step.spec.outputs,
+                           self._run_index(i, [env[n] for n in step.spec.inputs]), strict=True))
+
+    def _device_of(self, index: int) -> str:
+        return self._steps[index].runner.runs_on
+
+    def _run_index(self, index: int, args: list[Any]) -> list[Any]:
+        step = self._steps[index]
+        results = self._run_step(step, args)
+        names_out = step.spec.outputs
+        if len(results) != len(names_out):
+            raise ArtifactError(
+                f"partition {step.spec.id} returned {len(results)} tensors, but the "
+                f"manifest lists {len(names_out)} outputs {list(names_out)}",
+                hint="the artifact is inconsistent; recompile the model",
+                source=self.source,
+            )
+        return results
 
     def _run_step(self, step: _Step, args: list[Any]) -> list[Any]:
         runner = step.runner
@@ -171,6 +258,7 @@ class Executor:
             step.runner = runner_cls(step.spec, code, step.blob_of(code.member), step.params,
                                      self._options)
             step.on_fallback = True
+            self._overlap = self._graph.can_overlap([s.runner.runs_on for s in self._steps])
             info = self.partitions[self._steps.index(step)]
             self.partitions[self._steps.index(step)] = PartitionInfo(
                 **{**info.__dict__, "runs_on": runner_cls.runs_on, "code_format": code.format,

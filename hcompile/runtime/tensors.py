@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from hcompile.runtime.ffi import tvm_ffi as import_tvm_ffi
+
 #: TVM's kAllocAlignment
 ALIGNMENT = 64
 
@@ -40,8 +42,7 @@ def host_ready(x: np.ndarray) -> np.ndarray:
 
 def to_ffi(x: np.ndarray) -> Any:
     """A ``tvm_ffi.Tensor`` sharing memory with :func:`host_ready` of ``x``."""
-    import tvm_ffi
-
+    tvm_ffi = import_tvm_ffi()
     # An empty array has no memory to align (numpy may export any pointer for it).
     return tvm_ffi.from_dlpack(host_ready(x), require_alignment=ALIGNMENT if x.size else 0)
 

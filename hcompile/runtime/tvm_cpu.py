@@ -16,6 +16,7 @@ from typing import Any
 from hcompile.artifact.manifest import CodeSpec, PartitionSpec
 from hcompile.errors import ArtifactError, DeviceError
 from hcompile.runtime.cache import store_blob
+from hcompile.runtime.ffi import tvm_ffi as import_tvm_ffi
 from hcompile.runtime.runners import PartitionRunner, RunnerOptions, register_runner
 
 _KDL_CPU = 1
@@ -46,6 +47,7 @@ def ensure_tvm_runtime() -> None:
                 "the TVM runtime library is not installed",
                 hint="pip install apache-tvm (the version that compiled the artifact)",
             )
+        import_tvm_ffi()  # first, so that tvm_ffi does not import torch
         from tvm_ffi.libinfo import load_lib_ctypes
 
         load_lib_ctypes("tvm", "tvm_runtime", "RTLD_GLOBAL", extra_lib_paths=[lib_dir])
@@ -75,7 +77,7 @@ class TvmCpuRunner(PartitionRunner):
         super().__init__(partition, code, blob, params, options)
         path = store_blob(blob, kind="so", suffix=".so", cache_dir=options.cache_dir)
         ensure_tvm_runtime()
-        import tvm_ffi
+        tvm_ffi = import_tvm_ffi()
 
         where = f"partition {partition.id}: cannot load its CPU code {code.member!r}"
         try:
