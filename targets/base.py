@@ -6,6 +6,7 @@ the Relax pipeline, and how compiled code is packaged).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ from typing import Any, ClassVar
 import tvm
 from tvm import relax
 
+from hcompile import compile_cache
 from hcompile.errors import CompileError
 from hcompile.ir import Graph
 from hcompile.targets.lowering import lower_graph, partition_params
+
+log = logging.getLogger("hcompile")
 
 
 @dataclass(slots=True)
@@ -57,14 +61,31 @@ class Target:
         # The default pipeline for the target legalizes, fuses and schedules.
         return relax.get_default_pipeline(target)
 
+    def cache_flags(self) -> dict[str, Any] | None:
+        """Options besides the TVM target that change the code (part of the compile-cache
+        key); None (the default) keeps the target's builds out of the cache."""
+        return None
+
     def build(self, graph: Graph, partition_id: int) -> BuildResult:
-        """Compile ``graph`` (one partition) into code blobs."""
+        """Compile ``graph`` (one partition) into code blobs, or take them from the compile
+        cache when this exact partition was built before (see :mod:`hcompile.compile_cache`)."""
         start = time.perf_counter()
         params = partition_params(graph)
         module = lower_graph(graph, params)
         target = self.tvm_target()
+        key = None
+        flags = self.cache_flags()
+        if flags is not None and compile_cache.enabled():
+            key = compile_cache.compile_key(tvm.ir.save_json(module), str(target.export()),
+                                            {"class": type(self).__name__, **flags},
+                                            partition_id)
+            hit = compile_cache.load(key)
+            if hit is not None and hit.params == params:
+                code = [CodeBlob(b["format"], b["member"], b["data"], b["info"])
+                        for b in hit.blobs]
+                return BuildResult(params, code, time.perf_counter() - start)
         try:
-            executable = tvm.compile(module, target, relax_pipeline=self.relax_pipeline(target))
+            executable = self._compile(module, target)
         except Exception as err:  # TVM raises its own error types with C++ context
             raise CompileError(
                 f"TVM failed to compile partition {partition_id} for {self.name}: "
@@ -72,7 +93,26 @@ class Target:
                 hint="set HCOMPILE_DEBUG=1 for the full TVM log and IR dumps",
             ) from err
         code = self.package(executable, partition_id)
+        if key is not None:
+            blobs = [{"format": b.format, "member": b.member, "info": b.info, "data": b.data}
+                     for b in code]
+            compile_cache.store(key, compile_cache.CachedBuild(params, blobs))
         return BuildResult(params, code, time.perf_counter() - start)
+
+    def fallback_pipeline(self, target: tvm.target.Target) -> Any:
+        """A simpler pipeline to retry with when ``relax_pipeline`` fails (None: no retry)."""
+        return None
+
+    def _compile(self, module: tvm.IRModule, target: tvm.target.Target) -> Any:
+        try:
+            return tvm.compile(module, target, relax_pipeline=self.relax_pipeline(target))
+        except Exception as err:  # TVM raises its own error types with C++ context
+            fallback = self.fallback_pipeline(target)
+            if fallback is None:
+                raise
+            log.warning("%s code generation failed (%s); compiling that partition again "
+                        "without schedules (slower code)", self.name, _first_line(err))
+            return tvm.compile(module, target, relax_pipeline=fallback)
 
     def package(self, executable: Any, partition_id: int) -> list[CodeBlob]:
         """Export a Relax VM executable as a shared library."""

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 from hcompile.errors import HcompileError
 
-COMMANDS = ("compile", "run", "inspect", "ops")
+COMMANDS = ("compile", "run", "inspect", "ops", "serve", "tune", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from hcompile import __version__
-    from hcompile.cli import compile_cmd, info_cmd, run_cmd
+    from hcompile.cli import bench_cmd, compile_cmd, info_cmd, run_cmd, serve_cmd, tune_cmd
 
     parser = argparse.ArgumentParser(
         prog="hcompile",
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_parser(sub)
     run_cmd.add_parser(sub)
     info_cmd.add_parsers(sub)
+    tune_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
+    serve_cmd.add_parser(sub)
     return parser
 
 

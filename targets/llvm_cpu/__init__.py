@@ -1,12 +1,19 @@
-"""The ``cpu`` target: TVM's LLVM backend for the host CPU, code as a Relax VM shared library."""
+"""The ``cpu`` target: TVM's LLVM backend for the host CPU, code as a Relax VM shared library.
+
+Code is scheduled by :mod:`.schedules` (rules, no tuning) and by tuned records from
+``hcompile tune`` where the tuning database has them. ``HCOMPILE_CPU_SCHEDULES=0`` turns the
+rules off (TVM's unscheduled code, for comparisons).
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import tvm
 
 from hcompile.targets.base import Target
+from hcompile.targets.llvm_cpu.schedules import cpu_pipeline
 from hcompile.targets.registry import register_target
 
 
@@ -19,6 +26,22 @@ class LLVMCPUTarget(Target):
         self.mcpu = mcpu or os.environ.get("HCOMPILE_CPU") or \
             tvm.target.codegen.llvm_get_system_cpu()
         self.num_cores = num_cores or os.cpu_count() or 1
+        self.schedules = os.environ.get("HCOMPILE_CPU_SCHEDULES", "1") != "0"
 
     def tvm_target(self) -> tvm.target.Target:
         return tvm.target.Target({"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.num_cores})
+
+    def relax_pipeline(self, target: tvm.target.Target) -> Any:
+        from hcompile.tuning.database import open_database
+
+        return cpu_pipeline(target, schedules=self.schedules, database=open_database(target))
+
+    def fallback_pipeline(self, target: tvm.target.Target) -> Any:
+        # A schedule that TVM's code generator rejects must cost speed, never the compile.
+        return cpu_pipeline(target, schedules=False) if self.schedules else None
+
+    def cache_flags(self) -> dict[str, Any]:
+        from hcompile.tuning.database import database_fingerprint
+
+        return {"schedules": self.schedules,
+                "tuned": database_fingerprint(self.tvm_target())}

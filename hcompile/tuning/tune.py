@@ -1,0 +1,142 @@
+"""``hcompile tune``: MetaSchedule search over a model's CPU functions.
+
+The model goes through the same import, passes and partitioning as ``hcompile compile``; each
+CPU partition is lowered and legalized exactly as the CPU target does before scheduling, so
+the tuned functions are the ones a later compile looks up (``MetaScheduleApplyDatabase`` in
+:func:`hcompile.targets.llvm_cpu.schedules.cpu_pipeline`). Tasks already in the database are
+skipped; the rest are tuned one at a time, biggest first, so a time budget is spent where it
+matters and progress (with an ETA) can be shown after each.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcompile.errors import UsageError
+
+log = logging.getLogger("hcompile")
+
+#: MetaSchedule's defaults (30 s) fail every candidate on a loaded small machine: a build
+#: worker imports TVM and runs LLVM in a fresh process.
+BUILD_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 120
+
+#: ``progress(done, total, task name, elapsed s, eta s)`` after every task.
+Progress = Callable[[int, int, str, float, float], None]
+
+
+@dataclass(slots=True)
+class TuneTask:
+    name: str
+    flops: float
+    weight: int
+    extracted: Any  # ms.ExtractedTask
+
+
+@dataclass(slots=True)
+class TuneReport:
+    database: Path
+    tuned: list[str] = field(default_factory=list)
+    skipped_known: list[str] = field(default_factory=list)
+    skipped_budget: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
+                  target: Any) -> list[TuneTask]:
+    """The distinct TIR functions of the model's CPU code, biggest (flops × uses) first."""
+    import tvm
+    import tvm_ffi
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+    from tvm.s_tir import meta_schedule as ms
+
+    from hcompile.frontend import import_model
+    from hcompile.passes import PassOptions, run_pipeline
+    from hcompile.plan import build_partitions, subgraph
+    from hcompile.targets.lowering import lower_graph, partition_params
+
+    graph, _ = import_model(model, input_shapes)
+    run_pipeline(graph, PassOptions(targets=["cpu"]))
+    tasks: dict[int, TuneTask] = {}
+    for part in build_partitions(graph) if graph.nodes else []:
+        sub = subgraph(graph, part)
+        module = lower_graph(sub, partition_params(sub))
+        with target:
+            module = tvm.transform.Sequential(cpu_generic.library_dispatch_passes(target)
+                                              + cpu_generic.legalize_passes(target))(module)
+        for task in ms.relax_integration.extract_tasks(module, target):
+            func = task.dispatched[0]
+            key = int(tvm_ffi.structural_hash(func))
+            if key in tasks:
+                tasks[key].weight += int(task.weight)
+                continue
+            try:
+                flops = float(tvm.s_tir.analysis.estimate_tir_flops(func))
+            except Exception:  # functions the estimator cannot read count as small
+                flops = 0.0
+            tasks[key] = TuneTask(task.task_name, flops, int(task.weight), task)
+    return sorted(tasks.values(), key=lambda t: t.flops * t.weight, reverse=True)
+
+
+def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None = None,
+               trials: int = 64, minutes: float | None = None,
+               progress: Progress | None = None, cache_dir: Path | None = None,
+               retune: bool = False) -> TuneReport:
+    """Tune every CPU function of ``model`` with ``trials`` measured candidates each, within
+    ``minutes`` if given; records go to the target's persistent database."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from hcompile.targets.llvm_cpu import LLVMCPUTarget
+    from hcompile.tuning.database import database_dir, open_database
+
+    if trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if minutes is not None and minutes <= 0:
+        raise UsageError("--minutes must be positive")
+    start = time.perf_counter()
+    target = LLVMCPUTarget().tvm_target()
+    database = open_database(target, cache_dir, create=True)
+    report = TuneReport(database_dir(target, cache_dir))
+    todo = []
+    for task in extract_tasks(model, input_shapes, target):
+        mod = task.extracted.dispatched[0]
+        if not retune and _has_record(database, mod):
+            report.skipped_known.append(task.name)
+        else:
+            todo.append(task)
+    deadline = start + minutes * 60 if minutes is not None else None
+    with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir:
+        for index, task in enumerate(todo):
+            if deadline is not None and time.perf_counter() >= deadline:
+                report.skipped_budget.extend(t.name for t in todo[index:])
+                break
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                [task.extracted], work_dir=work_dir, num_threads="physical")
+            ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
+                               max_trials_global=trials, max_trials_per_task=trials,
+                               num_trials_per_iter=min(64, trials), database=database,
+                               builder=ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S),
+                               runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S))
+            report.tuned.append(task.name)
+            elapsed = time.perf_counter() - start
+            done = index + 1
+            eta = elapsed / done * (len(todo) - done)
+            if deadline is not None:
+                eta = min(eta, max(0.0, deadline - time.perf_counter()))
+            if progress is not None:
+                progress(done, len(todo), task.name, elapsed, eta)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _has_record(database: Any, mod: Any) -> bool:
+    if not database.has_workload(mod):
+        return False
+    workload = database.commit_workload(mod)
+    return len(database.get_top_k(workload, 1)) > 0

@@ -1,0 +1,44 @@
+"""What the schedule rules need to know about the CPU, read from the TVM target (no constants
+tuned to one machine): vector width, register count, core count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tvm
+
+
+@dataclass(frozen=True, slots=True)
+class CPUFeatures:
+    """vector_bits: SIMD register width; vector_registers: how many of them; cores: threads the
+    parallel loops may use."""
+
+    vector_bits: int = 128
+    vector_registers: int = 16
+    cores: int = 1
+
+    def lanes(self, dtype_bits: int = 32) -> int:
+        """Elements of ``dtype_bits`` in one vector register."""
+        return max(1, self.vector_bits // dtype_bits)
+
+    @classmethod
+    def of(cls, target: tvm.target.Target) -> CPUFeatures:
+        from tvm.target import codegen
+
+        def has(feature: str) -> bool:
+            try:
+                return bool(codegen.target_has_features(feature, target))
+            except Exception:  # not an x86 target, or LLVM does not know the feature
+                return False
+
+        # llvm_get_vector_width describes the host, not ``target``: ask for the features.
+        if has("avx512f"):
+            bits, registers = 512, 32
+        elif has("avx"):
+            bits, registers = 256, 16
+        elif has("sve") or has("neon") or has("sse2"):
+            bits, registers = 128, 32 if has("neon") else 16
+        else:
+            bits, registers = 128, 16
+        cores = int(target.attrs.get("num-cores", 1) or 1) if hasattr(target, "attrs") else 1
+        return cls(vector_bits=bits, vector_registers=registers, cores=max(cores, 1))

@@ -1,0 +1,124 @@
+"""The CPU schedule rules: what they do to TIR, and that scheduled code computes the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax, te
+
+from hcompile.targets.llvm_cpu import LLVMCPUTarget
+from hcompile.targets.llvm_cpu.schedules import CPUFeatures, cpu_pipeline, schedule_prim_func
+
+FEATURES = CPUFeatures(vector_bits=256, vector_registers=16, cores=2)
+
+
+def _matmul(m: int, n: int, k: int) -> tvm.tirx.PrimFunc:
+    a = te.placeholder((m, k), name="A")
+    b = te.placeholder((k, n), name="B")
+    r = te.reduce_axis((0, k), name="k")
+    c = te.compute((m, n), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
+    d = te.compute((m, n), lambda i, j: te.max(c[i, j], tvm.tirx.const(0.0, "float32")),
+                   name="D")
+    return te.create_prim_func([a, b, d])
+
+
+def _run(func: tvm.tirx.PrimFunc, *arrays: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+    target = LLVMCPUTarget().tvm_target()
+    lib = tvm.compile(tvm.IRModule({"main": func}), target)
+    args = [tvm.runtime.tensor(a) for a in arrays]
+    out = tvm.runtime.tensor(np.zeros(out_shape, dtype="float32"))
+    lib["main"](*args, out)
+    return out.numpy()
+
+
+def test_features_come_from_the_target():
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "haswell", "num-cores": 3})
+    features = CPUFeatures.of(target)
+    assert features.vector_bits == 256 and features.lanes(32) == 8
+    assert features.vector_registers == 16 and features.cores == 3
+    avx512 = CPUFeatures.of(tvm.target.Target({"kind": "llvm", "mcpu": "skylake-avx512"}))
+    assert avx512.lanes(32) == 16 and avx512.vector_registers == 32
+
+
+def test_matmul_gets_register_tile_vectors_and_parallel_loop():
+    func = _matmul(64, 96, 128)
+    scheduled = schedule_prim_func(func, FEATURES)
+    assert scheduled is not None
+    text = scheduled.script()
+    assert "T.vectorized" in text and "T.parallel" in text and "T.unroll" in text
+    # The relu epilogue was inlined: one output block besides the reduction's init/update.
+    assert 'T.sblock("D")' not in text or 'T.sblock("C_update")' in text
+
+
+@pytest.mark.parametrize("shape", [(1, 100, 784), (64, 96, 128), (7, 13, 5)])
+def test_scheduled_matmul_matches_numpy(shape):
+    m, n, k = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    scheduled = schedule_prim_func(_matmul(m, n, k), FEATURES)
+    assert scheduled is not None
+    got = _run(scheduled, a, b, out_shape=(m, n))
+    np.testing.assert_allclose(got, np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
+
+
+def test_small_loop_nests_stay_on_one_core():
+    scheduled = schedule_prim_func(_matmul(1, 16, 16), FEATURES)
+    assert scheduled is not None and "T.parallel" not in scheduled.script()
+
+
+def test_calls_without_vector_lowering_stay_scalar():
+    a = te.placeholder((256,), name="A")
+    b = te.compute((256,), lambda i: tvm.tirx.cosh(a[i]), name="B")
+    scheduled = schedule_prim_func(te.create_prim_func([a, b]), FEATURES)
+    assert scheduled is not None and "T.vectorized" not in scheduled.script()
+    x = np.linspace(-2, 2, 256).astype(np.float32)
+    np.testing.assert_allclose(_run(scheduled, x, out_shape=(256,)), np.cosh(x), rtol=1e-5)
+
+
+def _conv_module(channels: int, groups: int) -> tvm.IRModule:
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, channels, 14, 14], "float32"))
+    w = relax.Var("w", relax.TensorType([16 if groups == 1 else channels,
+                                         channels // groups, 3, 3], "float32"))
+    with bb.function("main", [x, w]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(x, w, padding=1, groups=groups))
+            y = bb.emit(relax.op.nn.relu(y))
+            p = bb.emit(relax.op.nn.max_pool2d(y, pool_size=2, strides=2))
+            s = bb.emit(relax.op.nn.softmax(relax.op.mean(p, axis=[2, 3])))
+            out = bb.emit_output(s)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@pytest.mark.parametrize("groups", [1, 8], ids=["conv", "depthwise"])
+def test_conv_pool_softmax_same_with_and_without_schedules(groups):
+    module = _conv_module(8, groups)
+    target = LLVMCPUTarget().tvm_target()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 8, 14, 14)).astype(np.float32)
+    w_shape = [int(d) for d in module["main"].params[1].ty.shape]
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    results = []
+    for schedules in (True, False):
+        exe = tvm.compile(module, target, relax_pipeline=cpu_pipeline(target,
+                                                                      schedules=schedules))
+        vm = relax.VirtualMachine(exe, tvm.cpu())
+        results.append(vm["main"](tvm.runtime.tensor(x), tvm.runtime.tensor(w)).numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_scheduling_pass_marks_functions_scheduled():
+    module = _conv_module(8, 1)
+    target = LLVMCPUTarget().tvm_target()
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    from hcompile.targets.llvm_cpu.schedules import ScheduleCPU
+
+    with target:
+        legal = tvm.transform.Sequential(cpu_generic.legalize_passes(target))(module)
+        scheduled = ScheduleCPU(CPUFeatures.of(target))(legal)
+    funcs = [f for _, f in scheduled.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+    assert funcs and all(f.attrs.get("tirx.is_scheduled", False) for f in funcs)

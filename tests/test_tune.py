@@ -1,0 +1,83 @@
+"""``hcompile tune``: task extraction, the time budget, the persistent database, and that a
+later compile picks tuned records up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import hcompile
+from hcompile.tuning.database import database_dir, has_records
+from hcompile.tuning.tune import extract_tasks, tune_model
+from tests.conftest import hcompile_cli, ort_run
+
+
+def _matmul_model(path: Path) -> Path:
+    w = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    return path
+
+
+def _target():
+    from hcompile.targets.llvm_cpu import LLVMCPUTarget
+
+    return LLVMCPUTarget().tvm_target()
+
+
+def test_tasks_are_the_distinct_functions_biggest_first(zoo_path):
+    tasks = extract_tasks(zoo_path("mlp"), None, _target())
+    names = [t.name for t in tasks]
+    assert len(names) == len(set(names)) >= 2
+    assert names[0] == "fused_matmul_add_relu"  # 784x100: by far the most work
+    work = [t.flops * t.weight for t in tasks]
+    assert work == sorted(work, reverse=True)
+
+
+def test_budget_exhausted_tunes_nothing(zoo_path, isolated_cache):
+    report = tune_model(zoo_path("mlp"), trials=2, minutes=1e-6)
+    assert report.tuned == [] and len(report.skipped_budget) >= 2
+
+
+def test_bad_budget_is_a_user_error(zoo_path, isolated_cache):
+    from hcompile.errors import UsageError
+
+    with pytest.raises(UsageError):
+        tune_model(zoo_path("mlp"), trials=0)
+
+
+@pytest.mark.slow
+def test_tune_then_compile_uses_the_records(tmp_path: Path, isolated_cache):
+    """A real (small) MetaSchedule run: records persist per target and are applied."""
+    model = _matmul_model(tmp_path / "mm.onnx")
+    progress: list[tuple[int, int]] = []
+    report = tune_model(model, trials=2, progress=lambda d, t, *_: progress.append((d, t)))
+    assert report.tuned and progress[-1][0] == progress[-1][1]
+    assert report.database == database_dir(_target())
+    assert report.database.is_relative_to(isolated_cache)
+    assert has_records(_target())
+    # The compile-cache key follows the database, and the tuned code is still correct.
+    x = np.random.default_rng(1).standard_normal((4, 32)).astype(np.float32)
+    got = hcompile.load(hcompile.compile(model)).run({"x": x})["y"]
+    np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    # Tuning again skips what the database has, unless asked to retune.
+    again = tune_model(model, trials=2)
+    assert again.tuned == [] or again.skipped_known == []  # failed runs are not "known"
+
+
+def test_cli_tune_reports_progress_and_database(tmp_path: Path, isolated_cache):
+    model = _matmul_model(tmp_path / "mm.onnx")
+    result = hcompile_cli("tune", str(model), "--trials", "2", "--minutes", "0.000001")
+    assert result.returncode == 0, result.stderr
+    assert "database:" in result.stdout and "left for lack of time" in result.stdout
+    result = hcompile_cli("tune", str(tmp_path / "missing.onnx"))
+    assert result.returncode == 2
