@@ -37,12 +37,18 @@ def compile_model(
     verify_passes: bool = False,
     target_options: Mapping[str, Mapping[str, Any]] | None = None,
     frozen_inputs: Mapping[str, np.ndarray] | None = None,
+    partitioner: str = "auto",
+    place: Sequence[str] = (),
+    devices: Any = None,
+    report_path: str | Path | None = None,
 ) -> Artifact:
     """Compile ``model`` for ``targets`` into an in-memory :class:`Artifact`.
 
     ``target_options`` maps a target name to its constructor options, e.g.
     ``{"gpu": {"arch": "sm_90"}}``. ``frozen_inputs`` fixes inputs to values (they leave
-    the signature; see :func:`hcompile.frontend.import_model`).
+    the signature; see :func:`hcompile.frontend.import_model`). ``partitioner`` picks the
+    placement algorithm, ``place`` pins nodes (``GLOB=TARGET``), ``devices`` gives device
+    profiles (a TOML path or profile names), ``report_path`` writes the HTML report.
     """
     from hcompile.targets import target_names
 
@@ -57,7 +63,10 @@ def compile_model(
 
     start = time.perf_counter()
     report("passes", f"{len(graph.nodes)} nodes")
-    run_pipeline(graph, PassOptions(targets=target_list, verify=verify_passes))
+    pass_options = PassOptions(targets=target_list, verify=verify_passes,
+                           extra={"partitioner": partitioner, "place": list(place),
+                                  "devices": devices})
+    run_pipeline(graph, pass_options)
     partitions = build_partitions(graph) if graph.nodes else []
     timings["passes_s"] = time.perf_counter() - start
 
@@ -72,6 +81,11 @@ def compile_model(
         part_entries.append(entry)
     timings["codegen_s"] = time.perf_counter() - start
 
+    plan = plan_json(graph, partitions, pass_options.extra.get("plan_summary"))
+    if report_path is not None:
+        from hcompile.report import write_report
+
+        write_report(report_path, graph, plan)
     report("pack", "weights and manifest")
     weight_names = _weights_needed(graph, part_entries)
     weights = _pack_weights(graph, weight_names, members)
@@ -80,7 +94,7 @@ def compile_model(
         "inputs": [_spec(n, t.shape, t.dtype) for n, t in graph.inputs.items()],
         "outputs": [_spec(n, graph.type_of(n).shape, graph.type_of(n).dtype)
                     for n in graph.outputs],
-        "plan": plan_json(graph, partitions),
+        "plan": plan,
         "weights": weights,
         "partitions": part_entries,
         "compile": {k: round(v, 3) for k, v in timings.items()},

@@ -41,13 +41,14 @@ PassFn = Callable[[Graph, PassOptions], bool]
 
 def pipeline() -> list[tuple[str, PassFn]]:
     """The passes in order. Imported lazily so ``hcompile.passes`` itself stays light."""
-    from hcompile.passes import dce, decompose_rnn, place, simplify
+    from hcompile.passes import cost, dce, decompose_rnn, place, simplify
 
     return [
         ("simplify", simplify.run),  # drop Identity/Dropout, fold no-op reshapes/casts
         ("decompose_rnn", decompose_rnn.run),  # LSTM/GRU/RNN -> MatMul/Add/activations per step
         ("dce", dce.run),  # remove nodes and constants nothing uses
-        ("place", place.run),  # annotate every node with its target and partition
+        ("cost", cost.run),  # FLOPs, bytes and estimated time of every node on every device
+        ("place", place.run),  # partition by cost: target and partition of every node
     ]
 
 

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 
 from hcompile.errors import HcompileError
 
-COMMANDS = ("compile", "run", "inspect", "ops", "serve", "tune", "bench")
+COMMANDS = ("compile", "run", "inspect", "ops", "devices", "serve", "tune", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from hcompile import __version__
     from hcompile.cli import bench_cmd, compile_cmd, info_cmd, run_cmd, serve_cmd, tune_cmd
+    from hcompile.devices import command as devices_cmd
 
     parser = argparse.ArgumentParser(
         prog="hcompile",
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
+    devices_cmd.add_parser(sub)
     return parser
 
 

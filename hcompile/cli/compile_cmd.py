@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from hcompile.cli.files import check_output
 from hcompile.errors import UsageError
@@ -28,6 +28,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fpga-compiler", choices=["aoc", "v++"],
                    help="also build the FPGA board binary with this vendor tool when on PATH")
     p.add_argument("--fpga-board", help="board name passed to --fpga-compiler")
+    p.add_argument("--partitioner", default="auto",
+                   choices=["auto", "single", "greedy", "dp", "heft", "exhaustive"],
+                   help="placement algorithm (default auto: exact when small)")
+    p.add_argument("--place", action="append", default=[], metavar="NODE_GLOB=TARGET",
+                   help="pin nodes (name or op type glob) to a target (repeatable)")
+    p.add_argument("--devices", metavar="PROFILE.toml|NAMES",
+                   help="device profiles: a TOML file or names such as nvidia-h100")
+    p.add_argument("--report", type=Path, metavar="REPORT.html",
+                   help="write a self-contained HTML report of the placement")
+    p.add_argument("--plan-json", type=Path, metavar="PLAN.json", help="write the plan JSON")
     p.add_argument("--shard-batch", metavar="auto|TARGET=FRACTION,...",
                    help="split the batch over devices: one copy of the model per device, "
                         "compiled for its rows (auto: from measured speed)")
@@ -65,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
                                        target_options=_target_options(args))
         else:
             artifact = compile_model(args.model, targets=targets, input_shapes=shapes,
-                                     progress=progress, target_options=_target_options(args))
+                                     progress=progress, target_options=_target_options(args),
+                                     partitioner=args.partitioner, place=args.place,
+                                     devices=args.devices, report_path=args.report)
         status.update("[bold]writing[/bold] " + str(output))
         artifact.save(output, force=args.force)
+        if args.plan_json:
+            args.plan_json.write_text(json.dumps(artifact.manifest["plan"], indent=1) + "\n")
     elapsed = time.perf_counter() - start
     if not args.quiet:
         _print_summary(console, artifact.manifest, output, elapsed)
@@ -85,19 +99,8 @@ def _target_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def _print_summary(console: Console, manifest: dict[str, Any], output: Path,
                    elapsed: float) -> None:
-    table = Table(title=f"placement ({manifest['plan']['partitioner']})", title_justify="left")
-    for column in ("partition", "target", "nodes", "ops", "inputs", "outputs", "compile s"):
-        table.add_column(column)
-    nodes_by_name = {n["name"]: n for n in manifest["plan"]["nodes"]}
-    for part in manifest["plan"]["partitions"]:
-        ops: dict[str, int] = {}
-        for name in part["nodes"]:
-            op = nodes_by_name[name]["op"]
-            ops[op] = ops.get(op, 0) + 1
-        op_text = ", ".join(f"{k}×{v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1]))
-        table.add_row(str(part["id"]), part["target"], str(len(part["nodes"])),
-                      op_text[:60], ", ".join(part["inputs"])[:30],
-                      ", ".join(part["outputs"])[:30], f"{part.get('compile_s', 0):.2f}")
-    console.print(table)
+    from hcompile.report import plan_table
+
+    console.print(plan_table(manifest["plan"]))
     size = output.stat().st_size
     console.print(f"wrote {output} ({size / 1e6:.2f} MB) in {elapsed:.1f} s")

@@ -1,0 +1,290 @@
+"""Host CPU calibration: measure this machine and hcompile's CPU code, cache the profile.
+
+``hcompile devices --calibrate`` runs microbenchmarks and writes the host profile to
+``<cache>/devices/host-<key>.toml`` (cache: ``$HCOMPILE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/hcompile``, else ``~/.cache/hcompile``). The key hashes the CPU model,
+core count, the hcompile and TVM versions and the sources of the CPU code generator: the
+efficiencies describe the code hcompile generates today, so a changed code generator (new
+schedules) needs a new calibration, and until then the uncalibrated profile is used.
+
+What is measured:
+* peak FLOP/s: a numpy (BLAS) float32/float64 GEMM; memory bandwidth: a large copy;
+* ``dispatch_s``: running a one-node model through ``hcompile.load(...).run``;
+  ``launch_s``: the extra time per node of a chain of tiny recurrent-cell-like blocks (the
+  cost model charges it to every node that is not a pure view, fused or not);
+* compute efficiency of conv, depthwise conv, matmul and matvec on a grid of reduction
+  length k and output row length n (``microbench.GRIDS``): single-op models compiled with
+  ``hcompile.compile`` and timed through the runtime, as a fraction of the GEMM peak;
+* memory efficiency of elementwise, pool, norm, reduce and data ops.
+Every timing is the minimum of several runs (robust to other load on the machine).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Progress = Callable[[str], None]
+
+
+
+def codegen_fingerprint() -> str:
+    """A hash of the sources that decide hcompile's CPU code (the cpu target and its
+    schedules, lowering, op lowerings) and of the settings that change it: a new schedule
+    makes the old calibration stale. Found without importing them (no TVM import)."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    digest.update(os.environ.get("HCOMPILE_CPU_SCHEDULES", "1").encode())
+    digest.update(os.environ.get("HCOMPILE_CPU", "").encode())
+    roots = []
+    for package, parts in (("hcompile.targets", ("llvm_cpu", "lowering.py", "base.py")),
+                           ("hcompile.ops", ("",))):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            roots += [Path(location) / part for part in parts]
+    for root in roots:
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file():
+                digest.update(path.name.encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def machine_info() -> dict[str, Any]:
+    """What the calibration depends on: the CPU, its cores, and the code generator."""
+    import importlib.metadata as md
+
+    def version(dist: str) -> str:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return "unknown"
+
+    return {"cpu": _cpu_model(), "cores": os.cpu_count() or 1, "machine": platform.machine(),
+            "hcompile": version("hcompile"), "tvm": version("apache-tvm"),
+            "codegen": codegen_fingerprint()}
+
+
+def cache_path() -> Path:
+    info = machine_info()
+    key = hashlib.sha256(repr(sorted(info.items())).encode()).hexdigest()[:16]
+    from hcompile.runtime.cache import default_cache_dir
+
+    return default_cache_dir() / "devices" / f"host-{key}.toml"
+
+
+def cached_host_table() -> dict[str, Any] | None:
+    """The calibrated host profile of this machine, or None when not calibrated yet."""
+    path = cache_path()
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    table.setdefault("calibration", {})["cache_file"] = str(path)
+    return table
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---- measurement -----------------------------------------------------------------------
+
+@dataclass
+class Calibration:
+    """The measured host profile (a TOML table) and the raw measurements."""
+
+    table: dict[str, Any]
+    benches: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _best_of(fn: Callable[[], object], min_time: float = 0.3, min_reps: int = 7) -> float:
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 200:
+            break
+    return min(times)
+
+
+def measure_gemm_peak(dtype: str = "float32", size: int = 1024) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size)).astype(dtype)
+    b = rng.random((size, size)).astype(dtype)
+    out = np.empty_like(a)
+    seconds = _best_of(lambda: np.matmul(a, b, out=out), min_reps=3)
+    return 2.0 * size**3 / seconds
+
+
+def measure_stream(nbytes: int = 1 << 27) -> float:
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    seconds = _best_of(lambda: np.copyto(dst, src), min_reps=3)
+    return 2.0 * nbytes / seconds
+
+
+def runner(model: Any) -> Callable[[], object]:
+    """``run()`` of ``hcompile.load(hcompile.compile(model))`` on fixed random inputs."""
+    import hcompile
+
+    exe = hcompile.load(hcompile.compile(model, targets=["cpu"]))
+    rng = np.random.default_rng(0)
+    feeds = {s.name: rng.random(s.shape).astype(s.dtype) for s in exe.inputs}
+    return lambda: exe.run(feeds)
+
+
+def time_model(model: Any) -> float:
+    """Best wall time of one run of ``model`` compiled for the CPU."""
+    return _best_of(runner(model))
+
+
+def calibrate(progress: Progress | None = None, rounds: int = 3) -> Calibration:
+    """Measure the host and hcompile's CPU code; returns the profile table (not saved).
+
+    Every microbenchmark is compiled first, then all are timed in ``rounds`` interleaved
+    rounds and each keeps its best time, so that a burst of other load on the machine
+    spoils at most one round of each.
+    """
+    from hcompile.devices import microbench as mb
+
+    say = progress or (lambda msg: None)
+    say("numpy GEMM peak and memory bandwidth")
+    peak32 = measure_gemm_peak("float32")
+    peak64 = measure_gemm_peak("float64", 512)
+    stream = measure_stream()
+
+    overhead = {"one-node model": mb.add_model((4,)), "chain of 1 cell": mb.small_op_chain(1),
+                "chain of 32 cells": mb.small_op_chain(32)}
+    grid = [mb.compute_bench(kind, k, n) for kind, (ks, ns) in mb.GRIDS.items()
+            for k in ks for n in ns]
+    memory = [mb.memory_bench(kind, n) for kind in mb.MEMORY_KINDS for n in mb.MEMORY_SIZES]
+    models = list(overhead.values()) + [b.model for b in grid + memory]
+    names = list(overhead) + [b.name for b in grid + memory]
+    runs = []
+    for name, model in zip(names, models, strict=True):
+        say(f"compiling {name}")
+        runs.append(runner(model))
+    best = [float("inf")] * len(runs)
+    for r in range(rounds):
+        say(f"timing, round {r + 1} of {rounds}")
+        for i, run in enumerate(runs):
+            best[i] = min(best[i], _best_of(run, min_time=0.1, min_reps=3))
+    tiny, chain1, chain32 = best[:3]
+    launch = max((chain32 - chain1) / (31 * mb.CHAIN_BLOCK), 1e-7)
+    dispatch = max(tiny - launch, 1e-6)
+    benches: list[dict[str, Any]] = [{"name": n, "ms": t * 1e3}
+                                     for n, t in zip(overhead, best[:3], strict=True)]
+    kernel = {}
+    for bench, seconds in zip(grid + memory, best[3:], strict=True):
+        copies = int(bench.name.split()[1]) if bench.name.startswith("matvec") else 1
+        seconds = max(seconds - dispatch - copies * launch, 1e-7)
+        kernel[bench.name] = seconds
+        benches.append({"name": bench.name, "ms": seconds * 1e3,
+                        "gflops": bench.flops / seconds / 1e9,
+                        "gbytes": bench.nbytes / seconds / 1e9})
+    rates = {kind: [[grid_rate(mb, kernel, kind, k, n) for n in ns] for k in ks]
+             for kind, (ks, ns) in mb.GRIDS.items()}
+    mem_rates = {kind: [mb.memory_bench(kind, n).nbytes / kernel[mb.memory_bench(kind, n).name]
+                        for n in mb.MEMORY_SIZES] for kind in mb.MEMORY_KINDS}
+    bandwidth = max(stream, *(r for row in mem_rates.values() for r in row))
+    # Other load on the machine can depress the GEMM peak more than the kernels measured
+    # after it: the peak is at least the fastest kernel, so efficiencies stay <= 1.
+    peak32 = max(peak32, *(r for table in rates.values() for row in table for r in row))
+
+    def clamp(x: float) -> float:
+        return float(min(max(x, 1e-4), 1.0))
+
+    efficiency: dict[str, Any] = {
+        kind: {"k": list(mb.GRIDS[kind][0]), "n": list(mb.GRIDS[kind][1]),
+               "value": [[clamp(r / peak32) for r in row] for row in table]}
+        for kind, table in rates.items()}
+    efficiency["default"] = 1.0
+    table: dict[str, Any] = {
+        "name": "host",
+        "target": "cpu",
+        "description": f"host CPU, calibrated: {_cpu_model()}",
+        "mem_bandwidth": bandwidth,
+        "launch_s": launch,
+        "launch_per_node": True,
+        "dispatch_s": dispatch,
+        "peak_flops": {"float32": peak32, "float64": peak64, "float16": peak32,
+                       "bfloat16": peak32, "int8": 2 * peak32},
+        "efficiency": efficiency,
+        "measured_kinds": sorted(rates),
+        "mem_efficiency": {k: {"n": list(mb.MEMORY_SIZES),
+                               "value": [[clamp(r / bandwidth) for r in row]]}
+                           for k, row in mem_rates.items()},
+        "calibration": {**machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "rounds": rounds, "numpy_stream_bytes_per_s": stream,
+                        "benches": benches},
+    }
+    return Calibration(table, benches)
+
+
+def grid_rate(mb: Any, kernel: dict[str, float], kind: str, k: int, n: int) -> float:
+    bench = mb.compute_bench(kind, k, n)
+    return float(bench.flops / kernel[bench.name])
+
+
+def save(calibration: Calibration, path: Path | None = None) -> Path:
+    path = path or cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(dump_toml(calibration.table), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ---- a small TOML writer (tomllib reads only) -----------------------------------------
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """TOML for nested dicts of numbers, strings, bools and lists (inline below level 1)."""
+    head = [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    lines = ["# Written by `hcompile devices --calibrate`; delete to re-calibrate.", *head]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]"]
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in value.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _value(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,176 @@
+"""Single-op ONNX models for calibration, each with its FLOPs and bytes moved.
+
+``GRIDS`` says which (k, n) points each compute-bound kind is measured at: k is the
+reduction length, n the output row length as the cost model defines them (spatial size
+for convolutions, output columns for matmuls).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+#: kind -> (k values, n values) measured.
+GRIDS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "conv": ((16, 64, 256, 576, 2304), (49, 196, 784, 3136)),
+    "strided_conv": ((64, 147, 576), (49, 196, 784, 3136, 12544)),
+    "depthwise": ((9,), (49, 196, 784, 3136, 12544)),
+    "strided_depthwise": ((9,), (49, 196, 784, 3136)),
+    "matmul": ((16, 64, 256, 1024), (256, 1024)),
+    "matmul_t": ((64, 256, 1024), (256, 1024)),
+    "matvec": ((64, 256, 1024), (128, 1024)),
+    "matvec_t": ((64, 128, 256, 512, 1024), (128, 1024)),
+}
+
+#: Memory-bound kinds are measured at these sizes (elements processed): from cache-resident
+#: to main-memory activations.
+MEMORY_SIZES = (1 << 14, 1 << 17, 1 << 20)
+
+#: conv reduction length k -> (input channels, kernel size); 64 output channels.
+_CONV_K = {16: (16, 1), 64: (64, 1), 147: (3, 7), 256: (256, 1), 576: (64, 3),
+           2304: (256, 3)}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One microbenchmark: the op kind it measures, its model, FLOPs and bytes moved."""
+
+    kind: str
+    name: str
+    model: onnx.ModelProto
+    flops: float
+    nbytes: float
+
+
+def _model(nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
+           outputs: dict[str, tuple[int, ...]], weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "calibration",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def _rand(*shape: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def add_model(shape: tuple[int, ...]) -> onnx.ModelProto:
+    node = helper.make_node("Add", ["x", "c"], ["y"])
+    return _model([node], {"x": shape}, {"y": shape}, {"c": _rand(*shape)})
+
+
+def small_op_chain(blocks: int, width: int = 16) -> onnx.ModelProto:
+    """``blocks`` x (MatMul, Split, Tanh, Sigmoid, Mul) on a 1 x width row, like a recurrent
+    cell: the per-node overhead of the runtime and of the code around tiny kernels."""
+    nodes, weights, last = [], {}, "x"
+    for i in range(blocks):
+        weights[f"w{i}"] = _rand(width, 2 * width) * 0.1
+        nodes += [helper.make_node("MatMul", [last, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Split", [f"m{i}"], [f"a{i}", f"b{i}"], axis=1,
+                                   num_outputs=2),
+                  helper.make_node("Tanh", [f"a{i}"], [f"t{i}"]),
+                  helper.make_node("Sigmoid", [f"b{i}"], [f"s{i}"]),
+                  helper.make_node("Mul", [f"t{i}", f"s{i}"], [f"h{i}"])]
+        last = f"h{i}"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    model = _model(nodes, {"x": (1, width)}, {"y": (1, width)}, weights)
+    model.opset_import[0].version = 18  # Split's num_outputs
+    return model
+
+
+#: Nodes per block of ``small_op_chain``.
+CHAIN_BLOCK = 5
+
+
+def compute_bench(kind: str, k: int, n: int) -> Bench:
+    """The microbenchmark of a compute-bound ``kind`` at reduction ``k``, output row ``n``."""
+    if kind.endswith(("conv", "depthwise")):
+        size = round(math.sqrt(n))  # output size
+        stride = 2 if kind.startswith("strided_") else 1
+        if kind.endswith("conv"):
+            cin, kernel = _CONV_K[k]
+            cout, group = 64, 1
+        else:
+            cin = cout = group = 96
+            kernel = 3
+        node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[kernel, kernel],
+                                pads=[kernel // 2] * 4, group=group, strides=[stride, stride])
+        model = _model([node], {"x": (1, cin, size * stride, size * stride)},
+                       {"y": (1, cout, size, size)},
+                       {"w": _rand(cout, cin // group, kernel, kernel)})
+        flops = 2.0 * cout * size * size * (cin // group) * kernel * kernel
+        nbytes = 4.0 * (cin * (size * stride) ** 2 + cout * size * size
+                        + cout * (cin // group) * kernel * kernel)
+        return Bench(kind, f"{kind} k={k} n={size}x{size}", model, flops, nbytes)
+    transposed = kind.endswith("_t")  # a Gemm with transposed weights, as in FC layers
+    weight = _rand(n, k) if transposed else _rand(k, n)
+    if kind.startswith("matvec"):
+        return _matvec_bench(kind, k, n, weight, transposed)
+    m = max(16, int(4e6 / (2 * k * n)))  # >= ~4 MFLOP: well above the overheads
+    node = (helper.make_node("Gemm", ["x", "w"], ["y"], transB=1) if transposed
+            else helper.make_node("MatMul", ["x", "w"], ["y"]))
+    model = _model([node], {"x": (m, k)}, {"y": (m, n)}, {"w": weight})
+    return Bench(kind, f"{kind} {m}x{k}x{n}", model, 2.0 * m * k * n, 4.0 * (m * k + k * n + m * n))
+
+
+def _matvec_bench(kind: str, k: int, n: int, weight: np.ndarray, transposed: bool) -> Bench:
+    """``copies`` row-vector products with one weight, as a recurrent network runs them: a
+    tiny kernel is timed many times in one run (rows split off one input, results summed)."""
+    copies = max(1, min(64, int(1e6 / (2 * k * n))))
+    nodes = [helper.make_node("Split", ["x"], [f"r{i}" for i in range(copies)], axis=0,
+                              num_outputs=copies)] if copies > 1 else []
+    rows = [f"r{i}" for i in range(copies)] if copies > 1 else ["x"]
+    for i, row in enumerate(rows):
+        nodes.append(helper.make_node("Gemm", [row, "w"], [f"p{i}"], transB=1) if transposed
+                     else helper.make_node("MatMul", [row, "w"], [f"p{i}"]))
+    nodes.append(helper.make_node("Sum", [f"p{i}" for i in range(copies)], ["y"]))
+    model = _model(nodes, {"x": (copies, k)}, {"y": (1, n)}, {"w": weight})
+    model.opset_import[0].version = 18  # Split's num_outputs
+    flops = 2.0 * copies * k * n
+    return Bench(kind, f"{kind} {copies} x 1x{k}x{n}", model, flops,
+                 4.0 * copies * (k + k * n + n))
+
+
+def memory_bench(kind: str, n: int) -> Bench:
+    """The microbenchmark of a memory-bound ``kind`` processing about ``n`` elements."""
+    f = 4.0
+    if kind == "elementwise":
+        model = _model([helper.make_node("Add", ["x", "z"], ["y"])],
+                       {"x": (n,), "z": (n,)}, {"y": (n,)}, {})
+        return Bench(kind, f"elementwise: Add {n}", model, n, 3 * n * f)
+    if kind == "pool":  # 3x3/2 max pooling over 64 channels; n output elements
+        side = max(2, round(math.sqrt(n / 64)))
+        model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3],
+                                         strides=[2, 2], pads=[1] * 4)],
+                       {"x": (1, 64, 2 * side, 2 * side)}, {"y": (1, 64, side, side)}, {})
+        out = 64 * side * side
+        return Bench(kind, f"pool: MaxPool 3x3/2 64x{2 * side}x{2 * side}", model, 9.0 * out,
+                     5 * out * f)
+    rows = max(1, n // 1024)
+    if kind == "norm":
+        model = _model([helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1)],
+                       {"x": (rows, 1024)}, {"y": (rows, 1024)},
+                       {"g": np.ones(1024, np.float32), "b": np.zeros(1024, np.float32)})
+        return Bench(kind, f"norm: LayerNormalization {rows}x1024", model, 8.0 * rows * 1024,
+                     2 * rows * 1024 * f)
+    if kind == "reduce":
+        model = _model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[-1], keepdims=1)],
+                       {"x": (rows, 1024)}, {"y": (rows, 1)}, {})
+        return Bench(kind, f"reduce: ReduceMean {rows}x1024", model, rows * 1024.0,
+                     (rows * 1024 + rows) * f)
+    side = max(2, round(n ** (1 / 3)))  # data movement: a transpose keeping the last axis
+    model = _model([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2])],
+                   {"x": (side, side, side)}, {"y": (side, side, side)}, {})
+    return Bench("data", f"data: Transpose {side}^3 (1,0,2)", model, 0.0, 2 * side**3 * f)
+
+
+MEMORY_KINDS = ("elementwise", "pool", "norm", "reduce", "data")

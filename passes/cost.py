@@ -1,0 +1,332 @@
+"""The cost pass: FLOPs, bytes and estimated time of every node on every allowed target.
+
+Per device, a node's time is a roofline plus launch overhead:
+
+    t = launch + max(flops / (peak[dtype] * eff(kind, k, n)), bytes / (bandwidth * mem_eff(kind)))
+
+where ``kind`` is the op kind (conv, depthwise, matmul, matvec, elementwise, pool, norm,
+reduce, data), ``k`` the reduction length and ``n`` the output row length (the efficiency of
+a code generator depends on both). Kinds a profile measured end to end (the calibrated
+host CPU's convolutions and matmuls) have the memory traffic inside their efficiency and
+no separate memory term. FPGA kernels are spatial: a conv/matmul kernel
+computes ``mac_lanes`` multiply-adds per cycle, any other kernel ``lanes`` elements per
+cycle, at the profile's clock. Elementwise nodes that TVM fuses into their producer (the
+producer's output has no other consumer) cost no launch and no extra memory traffic beyond
+their other inputs; shape-only nodes (Reshape, Flatten, Squeeze, Unsqueeze) cost nothing.
+
+Annotation: ``node.meta["cost"] = {"kind", "flops", "bytes", "est_ms": {target: ms}}`` for
+every target the node can run on; ``node.meta["unsupported"] = {target: reason}``.
+The pass reads the device profiles from ``options.extra["devices"]`` (a DeviceSet, a
+``--devices`` file or profile names; default: the built-in set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hcompile.devices import DeviceProfile, DeviceSet, FpgaModel, load_devices
+
+if TYPE_CHECKING:
+    from hcompile.ir import Graph, Node, TensorType
+    from hcompile.passes import PassOptions
+
+MAC_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul", "matmul_t",
+             "matvec", "matvec_t")
+
+_KIND_OF = {
+    **dict.fromkeys(("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"), "conv"),
+    **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum"), "matmul"),
+    **dict.fromkeys(("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+                     "LpPool", "GlobalLpPool", "MaxRoiPool", "RoiAlign"), "pool"),
+    **dict.fromkeys(("LayerNormalization", "InstanceNormalization", "GroupNormalization",
+                     "LpNormalization", "Softmax", "LogSoftmax", "Hardmax",
+                     "MeanVarianceNormalization", "SimplifiedLayerNormalization"), "norm"),
+    **dict.fromkeys(("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                     "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+                     "ReduceSumSquare", "ArgMax", "ArgMin", "CumSum", "TopK"), "reduce"),
+    **dict.fromkeys(("Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements",
+                     "GatherND", "Pad", "Resize", "Upsample", "Tile", "Expand", "ScatterND",
+                     "ScatterElements", "DepthToSpace", "SpaceToDepth", "Trilu", "OneHot",
+                     "NonZero", "Compress", "ReverseSequence", "Range", "ConstantOfShape",
+                     "Shape", "Size"), "data"),
+}
+
+#: Ops that only change a tensor's shape: views at run time, no kernel, no traffic.
+VIEW_OPS = frozenset(("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"))
+
+#: Arithmetic per output element of elementwise ops (1 when not listed).
+_FLOPS_PER_ELEMENT = {
+    "BatchNormalization": 4, "Clip": 2, "Sigmoid": 4, "Tanh": 6, "Erf": 10, "Exp": 4,
+    "Log": 4, "Sqrt": 2, "Reciprocal": 1, "Pow": 4, "Gelu": 10, "HardSigmoid": 3,
+    "HardSwish": 4, "LeakyRelu": 2, "Softplus": 6, "Elu": 4, "Selu": 4, "Mish": 10,
+    "Sin": 8, "Cos": 8, "PRelu": 2, "Where": 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    """What one node computes and moves, independent of the device.
+
+    kind: op kind; flops: arithmetic; bytes: device-memory traffic; elements: items an FPGA
+    pipeline processes; weight_bytes: constant inputs; k: reduction length; n: output row
+    length; dtype: compute dtype; fused: fused into its producer's kernel; view: no kernel.
+    """
+
+    kind: str
+    flops: float
+    bytes: float
+    elements: float
+    weight_bytes: float
+    k: float
+    n: float
+    dtype: str
+    fused: bool = False
+    view: bool = False
+
+
+def op_kind(node: Node, types: dict[str, TensorType]) -> str:
+    """The op kind. Code generators run these variants at their own rates: ``matvec`` (one
+    output row), ``*_t`` (a Gemm with transposed weights), ``depthwise`` (one input channel
+    per group), ``strided_*`` (a convolution with a stride above 1). Profiles that do not
+    list a variant use its parent kind (``KIND_PARENT``)."""
+    kind = _KIND_OF.get(node.op, "elementwise")
+    if kind == "matmul" and node.outputs and node.output_types:
+        shape = node.output_types[0].shape
+        if len(shape) >= 1 and math.prod(shape[:-1]) == 1:
+            kind = "matvec"
+        if node.op == "Gemm" and node.attr("transB", 0):
+            kind += "_t"
+    if kind == "conv" and node.op == "Conv" and len(node.inputs) > 1:
+        group = int(node.attr("group", 1))
+        w = types[node.inputs[1]].shape
+        if group > 1 and len(w) > 1 and w[1] == 1:
+            kind = "depthwise"
+        if any(int(s) > 1 for s in node.attr("strides", []) or []):
+            kind = f"strided_{kind}"
+    return kind
+
+
+def op_cost(node: Node, graph: Graph, types: dict[str, TensorType],
+            fused: bool = False) -> OpCost:
+    """FLOPs and bytes of ``node`` (``types``: every tensor's type, from the graph)."""
+    kind = op_kind(node, types)
+    ins = [types[i] for i in node.inputs if i]
+    outs = [t for o, t in zip(node.outputs, node.output_types, strict=True) if o]
+    out = outs[0] if outs else ins[0]
+    out_size = float(sum(t.size for t in outs))
+    dtype = out.dtype if out.dtype.startswith(("float", "bfloat")) else (
+        ins[0].dtype if ins else out.dtype)
+    consts = {i for i in node.inputs if i and i in graph.constants}
+    weight_bytes = float(sum(types[i].nbytes for i in dict.fromkeys(consts)))
+    in_bytes = float(sum(types[i].nbytes for i in dict.fromkeys(i for i in node.inputs if i)))
+    out_bytes = float(sum(t.nbytes for t in outs))
+    n = float(out.shape[-1]) if out.shape else 1.0
+    if node.op in VIEW_OPS:
+        return OpCost("data", 0.0, 0.0, 0.0, weight_bytes, 1.0, n, dtype, view=True)
+    k, flops, elements = 1.0, out_size, out_size
+    traffic = in_bytes + out_bytes
+    if kind.endswith(("conv", "depthwise")):
+        k, flops = _conv_flops(node, types, out_size)
+        n = float(math.prod(out.shape[2:])) if len(out.shape) > 2 else n
+        elements = flops / 2
+    elif kind.startswith(("matmul", "matvec")):
+        k, flops = _matmul_flops(node, types, out_size)
+        elements = flops / 2
+    elif kind == "pool":
+        window = math.prod(node.attr("kernel_shape", []) or [1])
+        flops = float(ins[0].size) if node.op.startswith("Global") else out_size * window
+        elements = flops
+    elif kind in ("norm", "reduce"):
+        per = {"LayerNormalization": 8, "InstanceNormalization": 8, "GroupNormalization": 8,
+               "Softmax": 5, "LogSoftmax": 6}.get(node.op, 1)
+        flops = float(ins[0].size) * per
+        elements = float(ins[0].size)
+    elif kind == "data":
+        flops = 0.0
+        if node.op in ("Gather", "GatherElements", "GatherND", "Slice", "Expand", "Tile"):
+            traffic = 2 * out_bytes + sum(types[i].nbytes for i in node.inputs[1:] if i)
+    else:
+        flops = out_size * _FLOPS_PER_ELEMENT.get(node.op, 1)
+        if fused:  # the fused input stays in registers: the other inputs are read
+            biggest = max((i for i in node.inputs if i), key=lambda i: types[i].nbytes)
+            traffic = float(sum(types[i].nbytes for i in dict.fromkeys(node.inputs)
+                                if i and i != biggest))
+    return OpCost(kind, float(flops), float(traffic), float(elements), weight_bytes,
+                  float(k), n, dtype, fused=fused)
+
+
+def _conv_flops(node: Node, types: dict[str, TensorType], out_size: float) -> tuple[float, float]:
+    w = types[node.inputs[1]].shape
+    if node.op == "ConvTranspose":
+        x = types[node.inputs[0]]
+        k = float(w[1] * math.prod(w[2:]))  # per input element: Cout/g * kernel area
+        return k, 2.0 * x.size * k
+    k = float(math.prod(w[1:]))  # Cin/g * kernel area
+    bias = out_size if len(node.inputs) > 2 and node.inputs[2] else 0.0
+    return k, 2.0 * out_size * k + bias
+
+
+def _matmul_flops(node: Node, types: dict[str, TensorType], out_size: float) -> tuple[float, float]:
+    a = types[node.inputs[0]].shape
+    if node.op == "Einsum" or not a:
+        return 1.0, out_size
+    if node.op == "Gemm":
+        k = a[0] if node.attr("transA", 0) else a[1]
+        bias = out_size if len(node.inputs) > 2 and node.inputs[2] else 0.0
+        return float(k), 2.0 * out_size * k + bias
+    return float(a[-1]), 2.0 * out_size * a[-1]
+
+
+def node_seconds(cost: OpCost, profile: DeviceProfile) -> float:
+    """Estimated time of one node on ``profile``'s device."""
+    if cost.view:
+        return 0.0
+    launch = 0.0 if cost.fused and not profile.launch_per_node else profile.launch_s
+    memory = 0.0 if cost.kind in profile.measured_kinds else (
+        cost.bytes / (profile.mem_bandwidth * profile.memory_efficiency(cost.kind, cost.elements)))
+    fpga = profile.fpga
+    if fpga is not None:
+        lanes = fpga.mac_lanes if cost.kind in MAC_KINDS else fpga.lanes
+        rate = lanes * fpga.clock_hz * profile.compute_efficiency(cost.kind, cost.k, cost.n)
+        compute = cost.elements / rate
+    else:
+        eff = profile.compute_efficiency(cost.kind, cost.k, cost.n)
+        compute = cost.flops / (profile.peak(cost.dtype) * eff)
+    return launch + max(compute, memory)
+
+
+def fpga_resources(cost: OpCost, model: FpgaModel) -> tuple[float, float, float]:
+    """(DSP, BRAM blocks, LUT) one node's kernel takes on the FPGA."""
+    if cost.view:
+        return (0.0, 0.0, 0.0)
+    if cost.fused:  # folded into the producer's pipeline: its lanes' arithmetic only
+        dsp = model.lanes * model.dsp_per_flop if cost.flops > cost.elements else 0.0
+        return (dsp, 0.0, float(model.lanes * model.lut_per_lane))
+    if cost.kind in MAC_KINDS:
+        lanes = model.mac_lanes
+        dsp = lanes * model.dsp_per_mac
+        buffer = min(cost.weight_bytes, model.tile_bytes)
+        bram = model.kernel_bram + math.ceil(buffer / model.bram_bytes)
+    else:
+        lanes = model.lanes
+        dsp = lanes * model.dsp_per_flop if cost.flops > 0 else 0.0
+        bram = model.kernel_bram
+    return (float(dsp), float(bram), float(model.kernel_lut + lanes * model.lut_per_lane))
+
+
+def transfer_seconds(nbytes: float, src: DeviceProfile, dst: DeviceProfile) -> float:
+    """Copy time between two devices, staged through the host when neither is the host."""
+    if src is dst:
+        return 0.0
+    seconds = 0.0
+    for end in (src, dst):
+        if end.link is not None:
+            seconds += end.link.seconds(nbytes)
+    return seconds
+
+
+# ---- which ops a target can run --------------------------------------------------------
+
+#: target -> check(node, types) returning why the target cannot run the node, or None.
+SupportCheck = Callable[["Node", "dict[str, TensorType]"], "str | None"]
+_SUPPORT_CHECKS: dict[str, list[SupportCheck]] = {}
+
+
+def register_support_check(target: str, check: SupportCheck) -> SupportCheck:
+    """Declare nodes ``target`` cannot run (beyond its profile's ``unsupported_ops``).
+
+    Targets register a check that returns a reason string for a node they cannot lower
+    (an op, dtype or attribute combination); by default a target runs every registered op.
+    """
+    _SUPPORT_CHECKS.setdefault(target, []).append(check)
+    return check
+
+
+def unsupported_reason(node: Node, target: str, profile: DeviceProfile,
+                       types: dict[str, TensorType]) -> str | None:
+    """Why ``target`` cannot run ``node``, or None when it can."""
+    from hcompile.passes import lowerable
+
+    if not lowerable(node.op, node.domain, node.opset)[0]:
+        return f"no hcompile lowering for {node.op}"
+    qualified = f"{node.domain}::{node.op}" if node.domain else node.op
+    if node.op in profile.unsupported_ops or qualified in profile.unsupported_ops:
+        return f"{node.op} is listed as unsupported by device profile {profile.name}"
+    for check in _SUPPORT_CHECKS.get(target, []):
+        reason = check(node, types)
+        if reason:
+            return reason
+    return None
+
+
+# ---- the pass ------------------------------------------------------------------------
+
+def devices_for(options: PassOptions) -> DeviceSet:
+    """The options' device set, loaded once and kept in ``options.extra["devices"]``."""
+    spec = options.extra.get("devices")
+    if isinstance(spec, DeviceSet):
+        return spec
+    devices = load_devices(spec)
+    options.extra["devices"] = devices
+    return devices
+
+
+def fused_nodes(graph: Graph) -> set[str]:
+    """Elementwise nodes TVM fuses into the kernel of one of their inputs' producers: a
+    producer whose output only this node reads, and whose kind fuses an elementwise tail
+    (convolutions, matmuls, pooling, elementwise and data-movement ops)."""
+    producers = graph.producers()
+    consumers = graph.consumers()
+    types = graph.tensor_types()
+    fused: set[str] = set()
+    fusable_producers = (*MAC_KINDS, "elementwise", "pool", "data")
+    for node in graph.nodes:
+        if node.op in VIEW_OPS or _KIND_OF.get(node.op, "elementwise") != "elementwise":
+            continue
+        for name in dict.fromkeys(i for i in node.inputs if i):
+            producer = producers.get(name)
+            if producer is None or len(consumers.get(name, [])) != 1:
+                continue
+            if producer.op in VIEW_OPS or op_kind(producer, types) in fusable_producers:
+                fused.add(node.name)
+                break
+    return fused
+
+
+def node_costs(graph: Graph) -> dict[str, OpCost]:
+    """OpCost of every node, by name."""
+    types = graph.tensor_types()
+    fused = fused_nodes(graph)
+    return {n.name: op_cost(n, graph, types, n.name in fused) for n in graph.nodes}
+
+
+def run(graph: Graph, options: PassOptions) -> bool:
+    devices = devices_for(options)
+    targets = list(dict.fromkeys(["cpu", *options.targets]))
+    types = graph.tensor_types()
+    costs = node_costs(graph)
+    changed = False
+    for node in graph.nodes:
+        cost = costs[node.name]
+        est: dict[str, float] = {}
+        unsupported: dict[str, str] = {}
+        for target in targets:
+            profile = devices[target]
+            reason = unsupported_reason(node, target, profile, types)
+            if reason:
+                unsupported[target] = reason
+            if not reason or target == "cpu":  # the CPU is every node's last resort
+                est[target] = round(node_seconds(cost, profile) * 1e3, 6)
+        entry: dict[str, Any] = {"kind": cost.kind, "flops": cost.flops, "bytes": cost.bytes,
+                                 "fused": cost.fused, "est_ms": est}
+        if node.meta.get("cost") != entry or node.meta.get("unsupported", {}) != unsupported:
+            changed = True
+        node.meta["cost"] = entry
+        if unsupported:
+            node.meta["unsupported"] = unsupported
+        else:
+            node.meta.pop("unsupported", None)
+    return changed
