@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODELS := models/onnx/mlp.onnx models/onnx/lenet5.onnx models/onnx/resnet18.onnx \
           models/onnx/mobilenetv2.onnx models/onnx/transformer.onnx models/onnx/lstm.onnx
 
-.PHONY: demo test conformance models install lint clean
+.PHONY: demo test conformance models install lint clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Headless Chromium renders the HTML report in tests/test_report.py (Debian package).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+chromium:
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+endif
 
 $(MODELS) &: $(STAMP) $(wildcard models/*.py)
 	$(BIN)/python -m models.build --out models/onnx
@@ -32,7 +39,7 @@ demo: models
 	  $(BIN)/hcompile run build/mlp-$$t.hca --random --output build/mlp-$$t-out.npz || exit 1; \
 	done
 
-test: models
+test: models chromium
 	$(BIN)/python -m pytest -n 2 tests
 
 # The whole ONNX node-test suite (make test runs a fixed 1-in-6 sample of it).
