@@ -118,24 +118,10 @@ def branch_reference(model: Any, x: np.ndarray) -> np.ndarray:
 
 def compile_placed(model: Any, place: Sequence[str], targets: Sequence[str] = ("cpu", "fpga"),
                    **options: Any) -> Artifact:
-    """compile_model with ``--place`` rules (``PassOptions.extra["place"]``).
-
-    compile_model takes no ``place`` argument yet, so the rules are put into the pass
-    options on their way to the pipeline.
-    """
+    """compile_model with ``--place`` rules pinning nodes to targets."""
     from hcompile import compiler
 
-    original = compiler.run_pipeline
-
-    def with_place(graph: Any, pass_options: Any) -> Any:
-        pass_options.extra.setdefault("place", list(place))
-        return original(graph, pass_options)
-
-    compiler.run_pipeline = with_place
-    try:
-        return compiler.compile_model(model, targets=list(targets), **options)
-    finally:
-        compiler.run_pipeline = original
+    return compiler.compile_model(model, targets=list(targets), place=list(place), **options)
 
 
 BRANCH_PLACE = ("a_*=cpu", "b_*=fpga", "join_*=cpu")
