@@ -28,11 +28,12 @@ $(MODELS) &: $(STAMP) $(wildcard models/*.py)
 
 models: $(MODELS)
 
-# The seed MLP compiled for each target on its own, then run (gpu falls back to the CPU
-# code with a warning when there is no CUDA GPU; fpga runs on PoCL, the OpenCL emulator).
+# The seed MLP compiled for each target on its own and for all three (placed by cost), then
+# run (gpu falls back to the CPU code with a warning when there is no CUDA GPU; fpga runs on
+# PoCL, the OpenCL emulator).
 demo: models
 	@mkdir -p build
-	@for t in cpu gpu fpga; do \
+	@for t in cpu gpu fpga cpu,gpu,fpga; do \
 	  echo "=== seed MLP, --targets $$t ==="; \
 	  $(BIN)/hcompile models/onnx/mlp.onnx -o build/mlp-$$t.hca --targets $$t || exit 1; \
 	  $(BIN)/hcompile inspect build/mlp-$$t.hca | sed -n '/^partitions/,/^plan/p'; \
