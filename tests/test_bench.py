@@ -66,3 +66,10 @@ def test_bench_artifact(zoo_path, tmp_path: Path, isolated_cache):
 def test_bench_missing_file(tmp_path: Path):
     result = hcompile_cli("bench", str(tmp_path / "nope.onnx"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_bench_pipeline_reports_throughput(zoo_path, isolated_cache):
+    result = hcompile_cli("bench", str(zoo_path("mlp")), "--pipeline", "--repeat", "8",
+                          "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    assert "sequential" in result.stdout and "run_many" in result.stdout

@@ -36,6 +36,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="threads for both runtimes (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--pipeline", action="store_true",
+                   help="also compare throughput: one request after another vs pipelined over "
+                        "the devices (Executor.run_many)")
+    p.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="requests in flight for --pipeline (default: two per device kind)")
     p.set_defaults(handler=run)
 
 
@@ -152,4 +157,9 @@ def run(args: argparse.Namespace) -> int:
     if "onnxruntime" in results:
         ratio = results["hcompile"].median_ms / results["onnxruntime"].median_ms
         print(f"ratio hcompile/onnxruntime (medians): {ratio:.2f}x")
+    if args.pipeline:
+        from hcompile.runtime.pipeline import compare_throughput
+
+        requests = [random_inputs(exe.inputs, args.seed + i) for i in range(max(args.repeat, 8))]
+        print(compare_throughput(exe, requests, depth=args.depth, warmup=args.warmup).describe())
     return 0
