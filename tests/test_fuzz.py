@@ -102,3 +102,24 @@ def test_gather_with_out_of_range_runtime_index_never_crashes(isolated_cache):
     y = exe.run({"x": x, "i": np.array([1, 10**9, -(10**9)], np.int64)})["y"]
     assert y.shape == (3, 2) and np.isfinite(y).all()
     np.testing.assert_array_equal(y[0], x[1])
+
+
+@pytest.mark.parametrize("op", ["GatherElements", "ScatterElements"])
+def test_element_index_ops_clamp_out_of_range_runtime_indices(op, isolated_cache):
+    import hcompile
+
+    inputs = ["x", "i"] + (["u"] if op == "ScatterElements" else [])
+    value_infos = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2]),
+                   helper.make_tensor_value_info("i", TensorProto.INT64, [3, 2])]
+    if op == "ScatterElements":
+        value_infos.append(helper.make_tensor_value_info("u", TensorProto.FLOAT, [3, 2]))
+    graph = helper.make_graph([helper.make_node(op, inputs, ["y"], axis=0)], "g", value_infos,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    exe = hcompile.load(hcompile.compile(model))
+    feeds = {"x": np.ones((3, 2), np.float32),
+             "i": np.array([[0, 10**9], [-(10**9), 2], [1, 5]], np.int64)}
+    if op == "ScatterElements":
+        feeds["u"] = np.full((3, 2), 7, np.float32)
+    y = exe.run(feeds)["y"]
+    assert y.shape == (3, 2) and np.isfinite(y).all()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tvm import relax
 
+from hcompile.errors import ModelError
 from hcompile.ops.common import (
     attr_str,
     check_choice,
@@ -120,10 +121,17 @@ def _indices(ctx: LowerContext, node: Node, index: int, limits: np.ndarray) -> r
     value = ctx.graph.constants.get(name)
     if value is not None:
         value = np.asarray(value)
+        if value.size and ((value < -limits).any() or (value >= limits).any()):
+            raise ModelError(f"{node.op} has constant indices out of range (limits "
+                             f"{limits.tolist()})", node=node.name)
         if (value >= 0).all():
             return ctx.input(node, index)
         return const(np.where(value < 0, value + limits, value).astype(value.dtype))
     indices = ctx.input(node, index)
     dt = dtype(ctx, node, index)
     negative = relax.op.less(indices, const(np.array(0, dt)))
-    return relax.op.where(negative, relax.op.add(indices, const(limits.astype(dt))), indices)
+    wrapped = relax.op.where(negative, relax.op.add(indices, const(limits.astype(dt))), indices)
+    # Out-of-range run-time indices are undefined in ONNX: clamp them so that the generated
+    # code can never read or write out of bounds (a crash, or worse, on hostile input).
+    upper = const(np.maximum(limits - 1, 0).astype(dt))
+    return relax.op.minimum(relax.op.maximum(wrapped, const(np.array(0, dt))), upper)
