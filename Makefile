@@ -34,10 +34,10 @@ models: $(MODELS)
 demo: models
 	@mkdir -p build
 	@for t in cpu gpu fpga cpu,gpu,fpga; do \
-	  echo "=== seed MLP, --targets $$t ==="; \
-	  $(BIN)/hcompile models/onnx/mlp.onnx -o build/mlp-$$t.hca --targets $$t || exit 1; \
-	  $(BIN)/hcompile inspect build/mlp-$$t.hca | sed -n '/^partitions/,/^plan/p'; \
-	  $(BIN)/hcompile run build/mlp-$$t.hca --random --output build/mlp-$$t-out.npz || exit 1; \
+	  n=$$(echo $$t | tr , -); echo "=== seed MLP, --targets $$t ==="; \
+	  $(BIN)/hcompile models/onnx/mlp.onnx -o build/mlp-$$n.hca --targets $$t || exit 1; \
+	  $(BIN)/hcompile inspect build/mlp-$$n.hca | sed -n '/^partitions/,/^plan/p'; \
+	  $(BIN)/hcompile run build/mlp-$$n.hca --random --output build/mlp-$$n-out.npz || exit 1; \
 	done
 
 test: models chromium
