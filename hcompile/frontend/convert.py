@@ -19,6 +19,7 @@ from hcompile.errors import DynamicShapeError, ModelError, ShapeError, Unsupport
 from hcompile.frontend import attrs as attr_util
 from hcompile.frontend.fold import can_fold, evaluate
 from hcompile.ir import Graph, Node, TensorType
+from hcompile.ir.types import is_narrow
 
 #: ``is_supported(op, domain, opset) -> bool`` and, for supported ops, which inputs must be static.
 SupportFn = Callable[[str, str, int], "tuple[bool, tuple[int, ...]]"]
@@ -115,6 +116,11 @@ class GraphConverter:
         if node.op_type == "Scan" and node.domain in ("", "ai.onnx") and opset >= 9:
             self._unroll_scan(node, name, inputs, outputs, rename)
             return
+        if node.op_type == "Loop" and node.domain in ("", "ai.onnx"):
+            from hcompile.frontend.loop import unroll_loop
+
+            unroll_loop(self, node, name, inputs, outputs, rename)
+            return
         if self._try_fold(node, inputs, outputs, opset):
             return
         self._add_node(node, name, inputs, outputs, opset)
@@ -151,11 +157,9 @@ class GraphConverter:
                 self._set_const(outputs[0], full[start:end])
             return True
         if (node.op_type == "CastLike" and node.domain in ("", "ai.onnx") and inputs[0] in consts
-                and self.types[inputs[0]].dtype != "bfloat16"
-                and self.types[inputs[1]].dtype not in ("bfloat16", "bool")):
+                and self.types[inputs[1]].dtype != "bool"):
             # only the type of input 1 matters: a constant cast to it is a constant
-            self._set_const(outputs[0], consts[inputs[0]].astype(self.types[inputs[1]].dtype))
-            return True
+            return self._fold_cast_like(node, inputs, outputs, opset)
         if not can_fold(node) or not all(i in consts for i in inputs if i):
             return False
         renamed = helper.make_node(node.op_type, inputs, outputs, domain=node.domain)
@@ -165,6 +169,23 @@ class GraphConverter:
             return False
         for out, value in zip([o for o in outputs if o], results, strict=False):
             self._set_const(out, value)
+        return True
+
+    def _fold_cast_like(self, node: onnx.NodeProto, inputs: list[str], outputs: list[str],
+                        opset: int) -> bool:
+        value, target = self.graph.constants[inputs[0]], self.types[inputs[1]].dtype
+        if not (is_narrow(value.dtype.name) or is_narrow(target)):
+            self._set_const(outputs[0], value.astype(target))
+            return True
+        from hcompile.frontend.infer import dtype_to_onnx
+
+        # narrow types: ONNX's own Cast (saturate, round_mode), not numpy's astype
+        cast = helper.make_node("Cast", inputs[:1], outputs[:1], to=dtype_to_onnx(target))
+        cast.attribute.extend(a for a in node.attribute if a.name in ("saturate", "round_mode"))
+        results = evaluate(cast, {inputs[0]: value}, max(opset, 24))
+        if results is None:
+            return False
+        self._set_const(outputs[0], results[0])
         return True
 
     # -- If with a constant condition -------------------------------------------------------------

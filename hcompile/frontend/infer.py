@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
@@ -42,6 +44,11 @@ def infer_output_types(
 ) -> list[TensorType]:
     """Static output types of ``node`` (with renamed ``inputs``/``outputs``)."""
     domain = node.domain or ""
+    rule = _VALUE_RULES.get((domain, node.op_type))
+    if rule is not None:
+        found = rule(node, inputs, types, constants)
+        if found is not None:
+            return found
     try:
         schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
     except onnx.defs.SchemaError:
@@ -71,6 +78,40 @@ def infer_output_types(
     # Ops defined by an ONNX function (MeanVarianceNormalization...) may have no node-level
     # rule: infer through the function body with whole-model inference.
     return _infer_through_function(proto, input_types, input_data, opset_imports, outputs)
+
+
+def _max_unpool(_node: onnx.NodeProto, inputs: list[str], types: dict[str, TensorType],
+                constants: dict[str, np.ndarray]) -> list[TensorType] | None:
+    """MaxUnpool with a constant ``output_shape``: ONNX's rule leaves the dims unknown."""
+    if len(inputs) < 3 or not inputs[2] or inputs[2] not in constants:
+        return None
+    dims = tuple(int(d) for d in np.asarray(constants[inputs[2]]).reshape(-1))
+    return [TensorType(dims, types[inputs[0]].dtype)]
+
+
+def _stft(node: onnx.NodeProto, inputs: list[str], types: dict[str, TensorType],
+          constants: dict[str, np.ndarray]) -> list[TensorType] | None:
+    """STFT: ONNX's rule ignores ``onesided`` (default 1: length // 2 + 1 bins)."""
+    step = constants.get(inputs[1]) if len(inputs) > 1 and inputs[1] else None
+    if len(inputs) > 3 and inputs[3]:
+        given = constants.get(inputs[3])
+        length = None if given is None else int(np.asarray(given).reshape(-1)[0])
+    else:
+        length = types[inputs[2]].shape[0] if len(inputs) > 2 and inputs[2] else None
+    if step is None or length is None:
+        return None
+    batch, samples = types[inputs[0]].shape[:2]
+    frames = (samples - length) // int(np.asarray(step).reshape(-1)[0]) + 1
+    onesided = next((a.i for a in node.attribute if a.name == "onesided"), 1)
+    bins = length // 2 + 1 if onesided else length
+    return [TensorType((batch, frames, bins, 2), types[inputs[0]].dtype)]
+
+
+#: Output types ONNX's per-node inference does not derive from constant inputs and attributes.
+_VALUE_RULES: dict[tuple[str, str], Callable[..., list[TensorType] | None]] = {
+    ("", "MaxUnpool"): _max_unpool,
+    ("", "STFT"): _stft,
+}
 
 
 def _is_function_op(schema: onnx.defs.OpSchema) -> bool:

@@ -5,10 +5,14 @@ The modules are listed explicitly (no scanning): add a new op module here.
 
 from hcompile.ops import (  # noqa: F401 - registration side effects
     activation,
+    bitcast,
     conv,
+    deform,
     elementwise,
     gather,
     generate,
+    grid_sample,
+    linalg,
     logical,
     matmul,
     norm,
@@ -17,13 +21,17 @@ from hcompile.ops import (  # noqa: F401 - registration side effects
     qlinear,
     quantize,
     reduce,
+    reorder,
     resize,
+    roi_align,
     shape,
     slice,
     softmax,
     sort_scan,
     spectral,
+    stft,
     tensor,
+    unpool,
 )
 from hcompile.ops.registry import OpImpl, lookup, register, supported_ops
 
