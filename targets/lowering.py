@@ -20,7 +20,8 @@ from tvm import relax
 
 from hcompile.errors import CompileError, HcompileError, UnsupportedOpError
 from hcompile.ir import Graph, Node, TensorType
-from hcompile.ops import registry
+from hcompile.ir.types import storage_dtype, to_storage
+from hcompile.ops import narrow_types, registry
 
 #: Constants with at most this many elements are inlined into the code instead of being params.
 INLINE_CONST_LIMIT = 64
@@ -29,18 +30,28 @@ INLINE_CONST_LIMIT = 64
 class LowerContext:
     """What an op lowering sees: Relax values by tensor name, constants, and types."""
 
-    def __init__(self, graph: Graph, bb: relax.BlockBuilder, values: dict[str, relax.Expr]):
+    def __init__(self, graph: Graph, bb: relax.BlockBuilder, values: dict[str, relax.Expr],
+                 types: dict[str, TensorType] | None = None,
+                 constants: dict[str, np.ndarray] | None = None):
         self.graph = graph
         self.bb = bb
         self.values = values
-        self._types = graph.tensor_types()
+        self._types = types if types is not None else graph.tensor_types()
+        self._constants = constants if constants is not None else graph.constants
+
+    def derived(self, types: dict[str, TensorType], values: dict[str, relax.Expr],
+                constants: dict[str, np.ndarray]) -> LowerContext:
+        """A view with some tensors retyped (narrow types widened: hcompile.ops.narrow_types)."""
+        return LowerContext(self.graph, self.bb, {**self.values, **values},
+                            {**self._types, **types}, {**self._constants, **constants})
 
     def value(self, name: str) -> relax.Expr:
         """The Relax value of tensor ``name``: an input, param, inlined constant or result."""
         if name not in self.values:
-            if name not in self.graph.constants:
+            if name not in self._constants:
                 raise KeyError(f"tensor '{name}' has no Relax value")
-            value = np.asarray(self.graph.constants[name])
+            # narrow element types are carried as their integer storage bits
+            value = to_storage(np.asarray(self._constants[name]))
             # Pass the dtype: relax.const narrows int64/float64 to 32 bits by default.
             self.values[name] = relax.const(value, str(value.dtype))
         return self.values[name]
@@ -59,14 +70,14 @@ class LowerContext:
         if index >= len(node.inputs) or not node.inputs[index]:
             return None
         name = node.inputs[index]
-        if name not in self.graph.constants:
+        if name not in self._constants:
             raise UnsupportedOpError(
                 f"{node.op} needs input {index} ('{name}') to be a compile-time constant, "
                 "but it is computed at run time",
                 node=node.name,
                 hint="hcompile compiles static shapes only; fix the value in the model",
             )
-        return self.graph.constants[name]
+        return self._constants[name]
 
     def type_of(self, name: str) -> TensorType:
         return self._types[name]
@@ -104,7 +115,9 @@ def lower_graph(graph: Graph, params: Sequence[str]) -> tvm.IRModule:
     param_vars = [_var(name, graph.type_of(name)) for name in params]
     values: dict[str, relax.Expr] = {v.name: v for v in (*arg_vars, *param_vars)}
     ctx = LowerContext(graph, bb, values)
-    with bb.function("main", [*arg_vars, *param_vars]):
+    # num_input: TVM's name for "the rest are weights" (the CPU pipeline lifts weight layout
+    # transforms into a function run once at load; see targets/llvm_cpu/layout.py).
+    with bb.function("main", [*arg_vars, *param_vars], attrs={"num_input": len(arg_vars)}):
         with bb.dataflow():
             for node in graph.nodes:
                 _lower_node(ctx, node)
@@ -114,7 +127,7 @@ def lower_graph(graph: Graph, params: Sequence[str]) -> tvm.IRModule:
 
 
 def _var(name: str, ttype: TensorType) -> relax.Var:
-    return relax.Var(name, relax.TensorType(list(ttype.shape), ttype.dtype))
+    return relax.Var(name, relax.TensorType(list(ttype.shape), storage_dtype(ttype.dtype)))
 
 
 def _lower_node(ctx: LowerContext, node: Node) -> None:
@@ -122,7 +135,10 @@ def _lower_node(ctx: LowerContext, node: Node) -> None:
     if impl is None:
         raise UnsupportedOpError(f"no lowering for {node.op} (opset {node.opset})", node=node.name)
     try:
-        results = list(impl.lower(ctx, node))
+        if narrow_types.involved(ctx, node):
+            results = narrow_types.lower_widened(ctx, node, impl.lower)
+        else:
+            results = list(impl.lower(ctx, node))
         _bind_results(ctx, node, results)
     except HcompileError as err:
         raise err.with_context(node=node.name) from None
@@ -153,7 +169,7 @@ def _check_lowered_type(node: Node, name: str, var: Any, expected: TensorType) -
     shape = getattr(ty, "shape", None)
     dtype = getattr(ty, "dtype", None)
     got = tuple(int(d) for d in shape) if shape is not None else None
-    if got != expected.shape or str(dtype) != expected.dtype:
+    if got != expected.shape or str(dtype) != storage_dtype(expected.dtype):
         raise CompileError(
             f"lowering produced {dtype}{list(got) if got is not None else '?'} for '{name}', "
             f"the IR says {expected}",

@@ -25,6 +25,7 @@ from hcompile.artifact.manifest import (
 )
 from hcompile.artifact.versions import check_compatible, hcompile_version, installed_tvm_version
 from hcompile.errors import ArtifactError, UsageError
+from hcompile.ir.types import from_storage, storage_dtype, to_storage
 
 
 def _utc_now() -> str:
@@ -37,7 +38,8 @@ def _utc_now() -> str:
 def npy_bytes(array: np.ndarray) -> bytes:
     """Serialise an array as ``.npy`` (never pickled)."""
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    # .npy cannot describe ml_dtypes types: a narrow array is written as its storage bits
+    np.lib.format.write_array(buf, to_storage(np.ascontiguousarray(array)), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -51,6 +53,8 @@ def decode_weight(spec: WeightSpec, data: bytes, source: str | None = None) -> n
             hint="the artifact is corrupt; recompile the model",
             source=source,
         ) from e
+    if array.shape == spec.shape and array.dtype.name == storage_dtype(spec.dtype):
+        array = from_storage(array, spec.dtype)  # .npy holds a narrow type's storage bits
     if array.shape != spec.shape or array.dtype != np.dtype(spec.dtype):
         raise ArtifactError(
             f"weight {spec.name!r} holds {array.dtype}{list(array.shape)}, but the manifest "

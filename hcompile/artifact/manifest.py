@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from hcompile.errors import ArtifactError
+from hcompile.ir.types import NARROW_STORAGE
 
 FORMAT_NAME = "hcompile-artifact"
 #: the newest manifest layout this hcompile reads and the one it writes
 FORMAT_VERSION = 1
 MANIFEST_MEMBER = "manifest.json"
 
-#: dtypes an artifact may declare for inputs, outputs and weights (numpy names)
+#: dtypes an artifact may declare for inputs, outputs and weights (numpy and ml_dtypes names;
+#: the narrow ones travel as their integer storage, hcompile.ir.types.NARROW_STORAGE)
 DTYPES = frozenset({
     "bool", "float16", "float32", "float64",
     "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64",
+    *NARROW_STORAGE,
 })  # fmt: skip
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

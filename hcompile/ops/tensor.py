@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 
 from tvm import relax
 
+from hcompile.ir.types import is_narrow
+from hcompile.ops import narrow_types
 from hcompile.ops.common import (
+    attr_str,
     const_ints,
     dtype,
     norm_axis,
@@ -61,6 +64,11 @@ def _cast(ctx: LowerContext, node: Node, target: str) -> relax.Expr:
     x, source = ctx.input(node, 0), dtype(ctx, node)
     if target == source:
         return x
+    if is_narrow(source) or is_narrow(target):
+        # saturate (opset 19) only matters for float8 targets; round_mode (opset 24) for e8m0
+        return narrow_types.cast(ctx, x, source, target,
+                                 saturate=bool(node.attr("saturate", 1)),
+                                 round_mode=attr_str(node, "round_mode", "up"))
     if target == "bool":
         return relax.op.not_equal(x, scalar(0, source))
     return relax.op.astype(x, target)

@@ -10,6 +10,7 @@ import numpy as np
 
 from hcompile.artifact.manifest import TensorSpec
 from hcompile.errors import InputError
+from hcompile.ir.types import is_narrow
 
 
 def _var(name: str) -> str:
@@ -24,6 +25,11 @@ def _np_dtype(name: str) -> np.dtype[Any] | None:
         return None
 
 
+def _module(dtype: str) -> str:
+    """Where the dtype's scalar type lives: numpy, or ml_dtypes for bfloat16, float8, int4..."""
+    return "ml_dtypes" if is_narrow(dtype) else "np"
+
+
 def _value_problems(spec: TensorSpec, value: Any) -> list[str]:
     name, shape, dtype = spec
     # Fast path (a run's common case): ``dtype.name`` alone costs microseconds.
@@ -32,9 +38,9 @@ def _value_problems(spec: TensorSpec, value: Any) -> list[str]:
         return []
     if not isinstance(value, np.ndarray):
         how = (
-            f"a 0-d array for a scalar: np.array(value, dtype=np.{dtype})"
+            f"a 0-d array for a scalar: np.array(value, dtype={_module(dtype)}.{dtype})"
             if shape == ()
-            else f"e.g. np.asarray(value, dtype=np.{dtype})"
+            else f"e.g. np.asarray(value, dtype={_module(dtype)}.{dtype})"
         )
         return [
             f"input {name!r} is a {type(value).__name__}, not a numpy array; pass a "
@@ -44,12 +50,12 @@ def _value_problems(spec: TensorSpec, value: Any) -> list[str]:
     if value.dtype.name != dtype:
         problems.append(
             f"input {name!r} has dtype {value.dtype.name}, expected {dtype}; "
-            f"cast with {_var(name)}.astype(np.{dtype})"
+            f"cast with {_var(name)}.astype({_module(dtype)}.{dtype})"
         )
     elif not value.dtype.isnative:
         problems.append(
             f"input {name!r} is {dtype} in non-native byte order; "
-            f"convert with {_var(name)}.astype(np.{dtype})"
+            f"convert with {_var(name)}.astype({_module(dtype)}.{dtype})"
         )
     if value.shape != shape:
         dims = ",".join(map(str, value.shape))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from hcompile.ir.types import to_storage
 from hcompile.runtime.ffi import tvm_ffi as import_tvm_ffi
 
 #: TVM's kAllocAlignment
@@ -20,14 +21,30 @@ ALIGNMENT = 64
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    raw = np.empty(max(nbytes, dtype.itemsize) + ALIGNMENT, dtype=np.uint8)
     offset = (-raw.ctypes.data) % ALIGNMENT
-    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+    flat = raw[offset : offset + max(nbytes, dtype.itemsize)].view(dtype)
+    if nbytes:
+        return flat.reshape(shape)
+    # numpy gives a zero-size array all-zero (or otherwise arbitrary) strides, but TVM checks
+    # that its argument is compact: stride[i] == prod(shape[i+1:]) elements, exactly.
+    return np.lib.stride_tricks.as_strided(flat, shape, compact_strides(shape, dtype.itemsize))
+
+
+def compact_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Row-major strides in bytes, as TVM computes them (a 0 dim makes the outer strides 0)."""
+    return tuple(itemsize * math.prod(shape[i + 1 :]) for i in range(len(shape)))
 
 
 def host_ready(x: np.ndarray) -> np.ndarray:
-    """``x`` itself when TVM can use it in place, else an aligned contiguous native copy."""
+    """``x`` itself when TVM can use it in place, else an aligned contiguous native copy.
+
+    A zero-size array is always replaced: numpy's strides for it (often all zero) depend on
+    how it was made, and TVM rejects any that are not the compact ones.
+    """
     native = x.dtype.newbyteorder("=")
+    if x.size == 0:
+        return aligned_empty(x.shape, native)
     if (
         x.flags.c_contiguous
         and x.flags.writeable
@@ -41,8 +58,14 @@ def host_ready(x: np.ndarray) -> np.ndarray:
 
 
 def to_ffi(x: np.ndarray) -> Any:
-    """A ``tvm_ffi.Tensor`` sharing memory with :func:`host_ready` of ``x``."""
+    """A ``tvm_ffi.Tensor`` sharing memory with :func:`host_ready` of ``x``.
+
+    Narrow element types (bfloat16, float8, int4...), which DLPack cannot describe, go as
+    their integer storage bits (see hcompile.ir.types.NARROW_STORAGE); :func:`to_numpy`'s
+    callers view results back with ``from_storage``.
+    """
     tvm_ffi = import_tvm_ffi()
+    x = to_storage(x)
     # An empty array has no memory to align (numpy may export any pointer for it).
     return tvm_ffi.from_dlpack(host_ready(x), require_alignment=ALIGNMENT if x.size else 0)
 
