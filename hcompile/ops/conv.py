@@ -142,4 +142,6 @@ def _transpose_begin_pads(
 def _add_bias(y: relax.Expr, bias: relax.Expr | None, channels: int, rank: int) -> relax.Expr:
     if bias is None:
         return y
-    return relax.op.add(y, relax.op.reshape(bias, [channels] + [1] * rank))
+    # Rank of y (a leading 1): layout conversion (the CPU's blocked convs) can then carry the
+    # add over to the blocked layout instead of converting y back for it.
+    return relax.op.add(y, relax.op.reshape(bias, [1, channels] + [1] * rank))

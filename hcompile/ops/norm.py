@@ -38,7 +38,8 @@ def lower_batch_norm(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
     inv_std = relax.op.rsqrt(relax.op.add(var, scalar(eps, dt)))
     factor = ctx.emit(relax.op.multiply(scale_, inv_std))
     offset = ctx.emit(relax.op.subtract(bias, relax.op.multiply(mean, factor)))
-    channel = [shape(ctx, node, 1)[0]] + [1] * max(rank - 2, 0)
+    # (1, C, 1...): the rank of x, so the CPU's blocked layout can carry the scale and shift.
+    channel = [1, shape(ctx, node, 1)[0]] + [1] * max(rank - 2, 0)
     y = relax.op.add(
         relax.op.multiply(x, relax.op.reshape(factor, channel)),
         relax.op.reshape(offset, channel),

@@ -48,6 +48,19 @@ class TuneReport:
     seconds: float = 0.0
 
 
+def _blocked_conv_passes(target: Any) -> list[Any]:
+    """The CPU target's blocked-conv layout passes, when it uses them (tasks must be the
+    functions it schedules)."""
+    from hcompile.targets.llvm_cpu import LLVMCPUTarget
+    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
+    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
+
+    cpu = LLVMCPUTarget()
+    if not (cpu.schedules and cpu.blocked_convs):
+        return []
+    return blocked_conv_passes(CPUFeatures.of(target))
+
+
 def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
                   target: Any) -> list[TuneTask]:
     """The distinct TIR functions of the model's CPU code, biggest (flops × uses) first."""
@@ -69,6 +82,7 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
         module = lower_graph(sub, partition_params(sub))
         with target:
             module = tvm.transform.Sequential(cpu_generic.library_dispatch_passes(target)
+                                              + _blocked_conv_passes(target)
                                               + cpu_generic.legalize_passes(target))(module)
         for task in ms.relax_integration.extract_tasks(module, target):
             func = task.dispatched[0]

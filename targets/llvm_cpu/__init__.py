@@ -2,7 +2,8 @@
 
 Code is scheduled by :mod:`.schedules` (rules, no tuning) and by tuned records from
 ``hcompile tune`` where the tuning database has them. ``HCOMPILE_CPU_SCHEDULES=0`` turns the
-rules off (TVM's unscheduled code, for comparisons).
+rules off (TVM's unscheduled code, for comparisons); ``HCOMPILE_CPU_BLOCKED_CONV=0`` only the
+blocked-layout convs (:mod:`.layout`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class LLVMCPUTarget(Target):
             tvm.target.codegen.llvm_get_system_cpu()
         self.num_cores = num_cores or os.cpu_count() or 1
         self.schedules = os.environ.get("HCOMPILE_CPU_SCHEDULES", "1") != "0"
+        self.blocked_convs = os.environ.get("HCOMPILE_CPU_BLOCKED_CONV", "1") != "0"
 
     def tvm_target(self) -> tvm.target.Target:
         return tvm.target.Target({"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.num_cores})
@@ -34,7 +36,8 @@ class LLVMCPUTarget(Target):
     def relax_pipeline(self, target: tvm.target.Target) -> Any:
         from hcompile.tuning.database import open_database
 
-        return cpu_pipeline(target, schedules=self.schedules, database=open_database(target))
+        return cpu_pipeline(target, schedules=self.schedules, database=open_database(target),
+                            blocked_convs=self.blocked_convs)
 
     def fallback_pipeline(self, target: tvm.target.Target) -> Any:
         # A schedule that TVM's code generator rejects must cost speed, never the compile.
@@ -43,5 +46,5 @@ class LLVMCPUTarget(Target):
     def cache_flags(self) -> dict[str, Any]:
         from hcompile.tuning.database import database_fingerprint
 
-        return {"schedules": self.schedules,
+        return {"schedules": self.schedules, "blocked_convs": self.blocked_convs,
                 "tuned": database_fingerprint(self.tvm_target())}

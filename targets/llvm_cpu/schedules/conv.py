@@ -1,0 +1,131 @@
+"""Schedule of the blocked conv (``NCHW{b}c`` data, ``OIHW{b}i{b}o`` weights, from
+:mod:`hcompile.targets.llvm_cpu.layout`).
+
+Micro-kernel: a tile of ``tile`` output pixels of one row times one output-channel block (one
+vector register each) is accumulated in registers while the reduction (input-channel chunks,
+kernel rows and columns, input channels of the chunk) runs; each step loads one weight vector
+and does ``tile`` FMAs with broadcast input scalars. The tile fills the vector register file
+(:class:`CPUFeatures`), leaving two registers for the weight vector and the broadcast. The
+elementwise epilogue (bias, relu, residual add, the conversion back to NCHW) is computed from
+the accumulators right after the tile is done. Parallel over (batch, channel chunk, row).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tvm
+from tvm import s_tir
+
+from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
+
+#: Name of the compute block of the blocked conv (set by the layout pass's TE compute).
+BLOCKED_CONV_BLOCK = "conv2d_nchwc"
+BLOCKED_DEPTHWISE_BLOCK = "depthwise_nchwc"
+
+#: Fewer multiply-adds than this run on one core (waking the thread pool costs more).
+_PARALLEL_MIN_WORK = 1 << 18
+
+
+def schedule_blocked_convs(sch: s_tir.Schedule, features: CPUFeatures) -> set[str]:
+    """Schedule every blocked conv in ``sch``; the names of the blocks it scheduled (the
+    conv, its init and the fused epilogue), which the generic rule must leave alone."""
+    done: set[str] = set()
+    root = sch.get_sblock("root")
+    for block in list(sch.get_child_blocks(root)):
+        name = sch.get(block).name_hint
+        if name.startswith((BLOCKED_CONV_BLOCK, BLOCKED_DEPTHWISE_BLOCK)):
+            done |= _schedule_conv(sch, block, features)
+        elif name.startswith("pool_"):  # TOPI's pools, blocked ones by the layout pass
+            done |= _schedule_pads(sch, block, features)
+    return done
+
+
+def register_tile(width: int, vectors_per_pixel: int, features: CPUFeatures) -> int:
+    """Output pixels per register tile: as many accumulators as the register file holds
+    (minus the weight vector and the broadcast), preferring a divisor of ``width``."""
+    budget = max(1, (features.vector_registers - 2) // max(1, vectors_per_pixel))
+    if width <= budget:
+        return width
+    divisor = max(d for d in range(1, budget + 1) if width % d == 0)
+    # A poor divisor (e.g. a prime width) costs more than the tail check of a full tile.
+    return divisor if divisor * 2 > budget else budget
+
+
+def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
+                   features: CPUFeatures) -> set[str]:
+    loops = sch.get_loops(block)
+    if len(loops) not in (7, 9):  # depthwise: no input-channel loops
+        raise ValueError("blocked conv with an unexpected loop nest")
+    b, oc, y, x, o, *reduce = loops
+    extents = [int(sch.get(loop).extent) for loop in loops]
+    region = sch.get(block).writes[0]
+    bits = tvm.DataType(str(getattr(region.source, "dtype", "float32"))).bits
+    lanes = features.lanes(bits)
+    tile = register_tile(extents[3], math.ceil(extents[4] / lanes), features)
+    xo, xi = sch.split(x, [None, tile])
+    sch.reorder(b, oc, y, xo, *reduce, xi, o)
+
+    names = {sch.get(block).name_hint}
+    names |= _schedule_pads(sch, block, features)
+    copy = sch.cache_write(block, 0, "local")
+    tail = _fuse_epilogue(sch, copy)
+    sch.reverse_compute_at(tail, xo)
+    names.add(sch.get(tail).name_hint)
+    if math.prod(extents) >= _PARALLEL_MIN_WORK and features.cores > 1:
+        sch.parallel(sch.fuse(b, oc, y))
+    _vectorize_below(sch, tail, xo)
+    sch.unroll(xi)
+    sch.vectorize(o)
+    init = sch.decompose_reduction(block, reduce[0])
+    names.add(sch.get(init).name_hint)
+    _vectorize_below(sch, init, xo)
+    return names
+
+
+def _schedule_pads(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
+                   features: CPUFeatures) -> set[str]:
+    """The padded copy of the blocked input: vectors along the channel block only, so the
+    border test is one scalar per vector (the generic rule's longer vectors straddle pixels
+    and the border, and LLVM scalarises them)."""
+    names = set()
+    for producer in sch.get_producers(block):
+        loops = sch.get_loops(producer)
+        if sch.get(producer).name_hint not in ("data_pad", "pad_temp") or len(loops) != 5:
+            continue
+        extents = [int(sch.get(loop).extent) for loop in loops]
+        rows = sch.fuse(*loops[:3])
+        if math.prod(extents) >= _PARALLEL_MIN_WORK // 4 and features.cores > 1:
+            sch.parallel(rows)
+        sch.vectorize(loops[4])
+        names.add(sch.get(producer).name_hint)
+    return names
+
+
+def _fuse_epilogue(sch: s_tir.Schedule,
+                   copy: s_tir.schedule.SBlockRV) -> s_tir.schedule.SBlockRV:
+    """The block that writes the tile out: the (single, elementwise) epilogue reading the
+    accumulators directly when there is one, else the copy out of them."""
+    consumers = sch.get_consumers(copy)
+    if len(consumers) != 1:
+        return copy
+    try:
+        sch.compute_inline(copy)
+    except Exception:  # not elementwise (e.g. a reduction): keep the copy
+        return copy
+    return consumers[0]
+
+
+def _vectorize_below(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
+                     outer: s_tir.schedule.LoopRV) -> None:
+    """Vectorize the innermost loop of ``block`` under ``outer``, unroll the others (they
+    index the register tile, which must stay in registers)."""
+    loops = sch.get_loops(block)
+    anchor = sch.get(outer)
+    index = next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(anchor))
+    inner = loops[index + 1:]
+    if not inner:
+        return
+    sch.vectorize(inner[-1])
+    for loop in inner[:-1]:
+        sch.unroll(loop)

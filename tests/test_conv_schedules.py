@@ -1,0 +1,187 @@
+"""Blocked (NCHW[x]c) convs on the CPU: the layout pass, their schedule, and results against
+ONNX Runtime for the shapes that exercise the block choice (odd channel counts included)."""
+
+from __future__ import annotations
+
+import pytest
+import tvm
+from tvm import relax
+
+from hcompile.targets.llvm_cpu.layout import BlockedLayout, channel_block
+from hcompile.targets.llvm_cpu.schedules import CPUFeatures, ScheduleCPU
+from hcompile.targets.llvm_cpu.schedules.conv import register_tile
+from tests.ops.harness import Const, check_graph, node, rand
+
+AVX512 = CPUFeatures(vector_bits=512, vector_registers=32, cores=2)
+ATOL = 2e-4  # fp32 sums of a few hundred products, in another order than ONNX Runtime's
+
+
+def test_channel_block_is_a_power_of_two_dividing_the_channels():
+    assert [channel_block(c, 16) for c in (3, 6, 24, 32, 96, 144, 1280)] == \
+        [1, 2, 8, 16, 16, 16, 16]
+    assert channel_block(64, 8) == 8
+
+
+def test_register_tile_fills_the_register_file():
+    assert register_tile(56, 1, AVX512) == 28  # 30 accumulators at most, a divisor of 56
+    assert register_tile(7, 1, AVX512) == 7
+    assert register_tile(56, 2, AVX512) == 14
+    assert register_tile(61, 1, AVX512) == 30  # prime width: a full tile and a tail check
+
+
+def _block_module() -> tvm.IRModule:
+    """conv 3x3 -> bias -> relu -> depthwise 3x3 stride 2 -> 1x1 conv + residual."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, 32, 16, 16], "float32"))
+    w1 = relax.Var("w1", relax.TensorType([32, 32, 3, 3], "float32"))
+    b1 = relax.Var("b1", relax.TensorType([1, 32, 1, 1], "float32"))
+    wd = relax.Var("wd", relax.TensorType([32, 1, 3, 3], "float32"))
+    w2 = relax.Var("w2", relax.TensorType([32, 32, 1, 1], "float32"))
+    with bb.function("main", [x, w1, b1, wd, w2], attrs={"num_input": 1}):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(x, w1, padding=1))
+            y = bb.emit(relax.op.nn.relu(relax.op.add(y, b1)))
+            d = bb.emit(relax.op.nn.conv2d(y, wd, strides=2, padding=1, groups=32))
+            p = bb.emit(relax.op.nn.conv2d(d, w2))
+            out = bb.emit_output(relax.op.add(p, d))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _scheduled_module(module: tvm.IRModule) -> tvm.IRModule:
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2})
+    with target:
+        passes = [BlockedLayout(16), *cpu_generic.legalize_passes(target), ScheduleCPU(AVX512)]
+        return tvm.transform.Sequential(passes)(module)
+
+
+def _scheduled(module: tvm.IRModule) -> dict[str, str]:
+    return {gvar.name_hint: func.script()
+            for gvar, func in _scheduled_module(module).functions_items()}
+
+
+def test_convs_become_blocked_and_the_layout_stays_blocked_between_them():
+    funcs = _scheduled(_block_module())
+    main = funcs["main"]
+    # Layout changes: the input, the 4 weights (bias included), the output. The three convs
+    # exchange blocked tensors (bias, relu and residual add fused into them on the way).
+    assert main.count("R.call_tir(te_layout_transform") == 6, main
+    names = " ".join(funcs)
+    assert "conv2d_nchwc" in names and "depthwise_nchwc" in names
+
+
+def test_blocked_conv_schedule_keeps_a_register_tile_of_vectors():
+    funcs = _scheduled(_block_module())
+    convs = {name: text for name, text in funcs.items()
+             if "conv2d_nchwc" in name or "depthwise_nchwc" in name}
+    assert len(convs) == 3, list(funcs)
+    for name, text in convs.items():
+        assert 'T.sblock("conv2d_nchwc_update")' in text or \
+            'T.sblock("depthwise_nchwc_update")' in text, name
+        assert 'scope="local"' in text, name  # accumulators, not the output buffer
+        assert "T.vectorized(T.int64(16))" in text and "T.unroll(" in text, name
+
+
+def test_the_relu_epilogue_is_written_from_the_accumulators():
+    funcs = _scheduled(_block_module())
+    fused = next(text for name, text in funcs.items() if "conv2d_nchwc" in name and "relu" in name)
+    # One pass over the output: no separate loop nest for the bias and relu.
+    assert fused.count("T.parallel") <= 2, fused  # the padded copy and the conv
+
+
+def test_weight_packing_is_lifted_out_of_main():
+    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
+
+    module = tvm.transform.Sequential(blocked_conv_passes(AVX512))(_block_module())
+    assert "main_transform_params" in [g.name_hint for g, _ in module.functions_items()]
+    params = module["main"].params
+    assert [int(d) for d in params[1].ty.shape] == [2, 2, 3, 3, 16, 16]
+
+
+# Against ONNX Runtime through the public API: Conv -> BatchNorm -> Relu -> Add chains.
+CASES = {
+    "3x3_pad_odd_in": dict(c=3, k=40, hw=13, kernel=3, pads=[1, 1, 1, 1]),
+    "7x7_stride2": dict(c=3, k=16, hw=23, kernel=7, strides=[2, 2], pads=[3, 3, 3, 3]),
+    "1x1_pointwise_24": dict(c=20, k=24, hw=9, kernel=1),
+    "1x1_stride2": dict(c=32, k=48, hw=10, kernel=1, strides=[2, 2]),
+    "dilated_asym_pads": dict(c=16, k=32, hw=12, kernel=3, dilations=[2, 2], pads=[0, 1, 2, 1]),
+    "odd_out_channels": dict(c=17, k=33, hw=8, kernel=3, pads=[1, 1, 1, 1]),
+    "grouped": dict(c=32, k=48, hw=8, kernel=3, group=2, pads=[1, 1, 1, 1]),
+    "depthwise_24": dict(c=24, k=24, hw=15, kernel=3, group=24, pads=[1, 1, 1, 1]),
+    "depthwise_stride2": dict(c=48, k=48, hw=14, kernel=3, group=48, strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+    "depthwise_5x5_odd_width": dict(c=32, k=32, hw=11, kernel=5, group=32, pads=[2, 2, 2, 2]),
+}
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv_bn_relu_residual_matches_onnxruntime(case, batch):
+    cfg = dict(CASES[case])
+    c, k, hw, kernel = cfg.pop("c"), cfg.pop("k"), cfg.pop("hw"), cfg.pop("kernel")
+    group = cfg.get("group", 1)
+    inputs = {
+        "x": rand(batch, c, hw, hw),
+        "w": Const(rand(k, c // group, kernel, kernel, low=-0.5, high=0.5)),
+        "b": Const(rand(k)),
+        "scale": Const(rand(k)), "shift": Const(rand(k)),
+        "mean": Const(rand(k)), "var": Const(rand(k, low=0.5, high=2.0)),
+    }
+    nodes = [node("Conv", ["x", "w", "b"], "y", **cfg),
+             node("BatchNormalization", ["y", "scale", "shift", "mean", "var"], "n"),
+             node("Relu", ["n"], "r"),
+             node("Add", ["r", "y"], "out")]  # a residual that reads the conv output twice
+    check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
+
+
+def test_two_blocked_convs_in_a_row_match_onnxruntime():
+    inputs = {"x": rand(1, 16, 10, 10), "w1": Const(rand(32, 16, 3, 3, low=-0.3, high=0.3)),
+              "w2": Const(rand(32, 32, 3, 3, low=-0.3, high=0.3)), "b2": Const(rand(32))}
+    nodes = [node("Conv", ["x", "w1"], "y", pads=[1, 1, 1, 1]),
+             node("Relu", ["y"], "r"),
+             node("Conv", ["r", "w2", "b2"], "z", strides=[2, 2], pads=[1, 1, 1, 1]),
+             node("MaxPool", ["z"], "out", kernel_shape=[2, 2], strides=[2, 2])]
+    check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
+
+
+
+
+def test_blocked_conv_compiles_to_broadcast_fmas_on_vector_registers():
+    """The machine code of the scheduled conv (built for AVX-512, not run): the inner loop is
+    FMAs on zmm registers with the input scalar broadcast from memory."""
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2})
+    module = _scheduled_module(_block_module())
+    conv = next(func for gvar, func in module.functions_items()
+                if gvar.name_hint == "fused_conv2d_nchwc_add_relu")
+    lib = tvm.compile(tvm.IRModule({"main": conv.with_attr("global_symbol", "main")}), target)
+    asm = lib.mod.inspect_source("asm")
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and "zmm" in line]
+    assert len(fmas) >= 16, asm[:2000]
+    assert any("{1to16}" in line for line in fmas)
+
+
+@pytest.mark.parametrize("pool", [
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1],
+                     "count_include_pad": 1}),
+], ids=["max_pad", "max_ceil", "avg_pad", "avg_count_pad"])
+def test_pool_of_a_blocked_conv_matches_onnxruntime(pool):
+    op, attrs = pool
+    inputs = {"x": rand(1, 5, 13, 13), "w": Const(rand(24, 5, 3, 3, low=-0.5, high=0.5))}
+    nodes = [node("Conv", ["x", "w"], "y", pads=[1, 1, 1, 1]),
+             node(op, ["y"], "out", **attrs)]
+    check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
+
+
+def test_blocked_conv_outputs_feeding_concat_and_global_pool_match_onnxruntime():
+    inputs = {"x": rand(1, 8, 9, 9), "w1": Const(rand(16, 8, 3, 3, low=-0.5, high=0.5)),
+              "w2": Const(rand(32, 8, 1, 1, low=-0.5, high=0.5))}
+    nodes = [node("Conv", ["x", "w1"], "a", pads=[1, 1, 1, 1]),
+             node("Conv", ["x", "w2"], "b"),
+             node("Concat", ["a", "b"], "c", axis=1),
+             node("GlobalAveragePool", ["c"], "out")]
+    check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
