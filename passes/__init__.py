@@ -41,11 +41,12 @@ PassFn = Callable[[Graph, PassOptions], bool]
 
 def pipeline() -> list[tuple[str, PassFn]]:
     """The passes in order. Imported lazily so ``hcompile.passes`` itself stays light."""
-    from hcompile.passes import cost, dce, decompose_rnn, place, simplify
+    from hcompile.passes import cost, dce, decompose_rnn, fold_weights, place, simplify
 
     return [
         ("simplify", simplify.run),  # drop Identity/Dropout, fold no-op reshapes/casts
         ("decompose_rnn", decompose_rnn.run),  # LSTM/GRU/RNN -> MatMul/Add/activations per step
+        ("fold_weights", fold_weights.run),  # Gemm transB on a constant: transpose it once
         ("dce", dce.run),  # remove nodes and constants nothing uses
         ("cost", cost.run),  # FLOPs, bytes and estimated time of every node on every device
         ("place", place.run),  # partition by cost: target and partition of every node

@@ -142,12 +142,31 @@ class Emitter:
                          [self.shape(x)], hint)[0]
 
     def split(self, x: str, sizes: list[int], axis: int, hint: str) -> list[str]:
+        """One Split node (one kernel whatever the number of pieces): for the per-step pieces
+        of the input projection, which feed the recurrent Gemm's bias as they are."""
         if len(sizes) == 1:
             return [x]
         shape = self.shape(x)
         shapes = [(*shape[:axis], s, *shape[axis + 1:]) for s in sizes]
         return self.emit("Split", [x, self.ints(sizes, "split")], shapes, hint,
                          attrs={"axis": axis}, dtype=self.dtype_of(x))
+
+    def slices(self, x: str, sizes: list[int], axis: int, hint: str) -> list[str]:
+        """One Slice node per piece: for gates. A Split is a kernel of its own with a tuple
+        of outputs, which TVM cannot fuse; a Slice fuses into the elementwise ops that read
+        it, so a step's gate math becomes one or two kernels."""
+        if len(sizes) == 1:
+            return [x]
+        shape = self.shape(x)
+        pieces, start = [], 0
+        for k, size in enumerate(sizes):
+            piece = (*shape[:axis], size, *shape[axis + 1:])
+            bounds = [self.ints([start], "start"), self.ints([start + size], "end"),
+                      self.ints([axis], "axes")]
+            pieces += self.emit("Slice", [x, *bounds], [piece], f"{hint}{k}",
+                                dtype=self.dtype_of(x))
+            start += size
+        return pieces
 
     def concat(self, xs: list[str], axis: int, hint: str) -> str:
         if len(xs) == 1:
@@ -311,11 +330,13 @@ class GruCell(Cell):
             zr_pre = xzr
         elif self.lbr:
             hr = em.gemm(h, self.rt, self.rbias, f"{tag}/hR")
-            hzr, hh = em.split(hr, [2 * hid, hid], 1, f"{tag}/hR_")
+            hzr, hh = em.slices(hr, [2 * hid, hid], 1, f"{tag}/hR_")
             zr_pre = em.add(xzr, hzr, f"{tag}/zr_pre")
         else:
             zr_pre = em.gemm(h, self.rt_zr, xzr, f"{tag}/zr_pre")
-        z, r = em.split(self.act(0, zr_pre, f"{tag}/zr"), [hid, hid], 1, f"{tag}/zr_")
+        # Per-gate activations on slices: they fuse into their consumers (Emitter.slices).
+        z_pre, r_pre = em.slices(zr_pre, [hid, hid], 1, f"{tag}/zr_")
+        z, r = self.act(0, z_pre, f"{tag}/z"), self.act(0, r_pre, f"{tag}/r")
         if hh is not None:  # xh + r * (H_prev·Rhᵀ + Rbh)
             h_pre = em.add(xh, em.mul(r, hh, f"{tag}/r_hR"), f"{tag}/h_pre")
         elif h is not None and not self.lbr:  # xh + (r * H_prev)·Rhᵀ
@@ -351,31 +372,27 @@ class LstmCell(Cell):
         em, hid = self.em, self.cfg.hidden
         (x,), (h, c) = xs, states
         pre = x if h is None else em.gemm(h, self.rt, x, f"{tag}/gates")
+        # Per-gate slices and activations, not one activation over i|o|f: a node read by two
+        # fused kernels cannot fuse into either (see Emitter.slices). Peepholes: i and f see
+        # C_prev, o sees the new C.
+        i_pre, o_pre, f_pre, c_pre = em.slices(pre, [hid] * 4, 1, f"{tag}/gates_")
         f: str | None = None  # the forget gate; unused while C_prev is zero
-        if self.peep is None:  # clip all gates at once, one activation node for i|o|f
-            sig_pre, c_pre = em.split(em.clip(pre, self.cfg.clip, f"{tag}/gates_clip"),
-                                      [3 * hid, hid], 1, f"{tag}/gates_")
-            i, o, f = em.split(activate(em, self.cfg.acts[0], sig_pre, f"{tag}/iof"),
-                               [hid] * 3, 1, f"{tag}/iof_")
-            cand = activate(em, self.cfg.acts[1], c_pre, f"{tag}/c_cand")
-        else:  # peepholes: i and f see C_prev, o sees the new C
-            i_pre, o_pre, f_pre, c_pre = em.split(pre, [hid] * 4, 1, f"{tag}/gates_")
-            i = self.act(0, self._peep(i_pre, self.peep[0], c, f"{tag}/i_pre"), f"{tag}/i")
-            if c is not None and not self.input_forget:
-                f = self.act(0, self._peep(f_pre, self.peep[2], c, f"{tag}/f_pre"), f"{tag}/f")
-            cand = self.act(1, c_pre, f"{tag}/c_cand")
+        i = self.act(0, self._peep(i_pre, 0, c, f"{tag}/i_pre"), f"{tag}/i")
+        if c is not None and not self.input_forget:
+            f = self.act(0, self._peep(f_pre, 2, c, f"{tag}/f_pre"), f"{tag}/f")
+        cand = self.act(1, c_pre, f"{tag}/c_cand")
         c_new = em.mul(i, cand, f"{tag}/i_cand")
         if c is not None:
             if self.input_forget:  # coupled gates: f = 1 - i (as ORT)
                 f = em.sub(em.scalar(1.0), i, f"{tag}/f_coupled")
             assert f is not None
             c_new = em.add(em.mul(f, c, f"{tag}/f_c"), c_new, f"{tag}/c")
-        if self.peep is not None:
-            o = self.act(0, self._peep(o_pre, self.peep[1], c_new, f"{tag}/o_pre"), f"{tag}/o")
+        o = self.act(0, self._peep(o_pre, 1, c_new, f"{tag}/o_pre"), f"{tag}/o")
         h_new = em.mul(o, activate(em, self.cfg.acts[2], c_new, f"{tag}/c_act"), f"{tag}/h")
         return [h_new, c_new]
 
-    def _peep(self, gate: str, weight: str, c: str | None, hint: str) -> str:
-        if c is None:
+    def _peep(self, gate: str, index: int, c: str | None, hint: str) -> str:
+        """``gate + P[index] * c`` with peepholes, else ``gate``."""
+        if c is None or self.peep is None:
             return gate
-        return self.em.add(gate, self.em.mul(c, weight, f"{hint}_peep"), hint)
+        return self.em.add(gate, self.em.mul(c, self.peep[index], f"{hint}_peep"), hint)

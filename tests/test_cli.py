@@ -151,11 +151,11 @@ def test_debug_mode_dumps_ir_after_each_pass(zoo_path, tmp_path: Path, isolated_
                           env={"HCOMPILE_DEBUG": "1", "HCOMPILE_DUMP_DIR": str(dump)})
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in dump.iterdir())
-    assert names == ["00-import.ir", "01-simplify.ir", "02-decompose_rnn.ir", "03-dce.ir",
-                     "04-cost.ir", "05-place.ir"]
+    assert names == ["00-import.ir", "01-simplify.ir", "02-decompose_rnn.ir",
+                     "03-fold_weights.ir", "04-dce.ir", "05-cost.ir", "06-place.ir"]
     assert "LSTM(" in (dump / "00-import.ir").read_text()
     assert "LSTM(" not in (dump / "02-decompose_rnn.ir").read_text()
-    assert "@cpu" in (dump / "05-place.ir").read_text()
+    assert "@cpu" in (dump / "06-place.ir").read_text()
 
 
 def test_gpu_artifact_falls_back_to_cpu_with_one_warning(zoo_path, tmp_path: Path,

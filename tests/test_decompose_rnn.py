@@ -323,6 +323,15 @@ def test_input_projection_hoisted() -> None:
     assert len(gemms) - len(hoisted) == case.dirs * (case.steps - 1)
 
 
+def test_gates_are_slices_so_a_step_fuses() -> None:
+    """Splits only for the hoisted projection (one per direction, all steps at once); the
+    gates of every step are Slices (a Split is an unfusable kernel of its own)."""
+    case = Case(direction="bidirectional", steps=6)
+    counts = check(case).op_counts()
+    assert counts.get("Split", 0) == case.dirs
+    assert counts.get("Slice", 0) >= case.dirs * case.steps * 4
+
+
 def test_names_prefixed_and_outputs_kept() -> None:
     graph = check(Case(direction="bidirectional", lens=(3, 5, 1), lens_given="input",
                        initial="input"))

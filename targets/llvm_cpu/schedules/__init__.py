@@ -12,6 +12,7 @@ from typing import Any
 import tvm
 from tvm import relax, tirx
 
+from hcompile.targets.llvm_cpu.fast_math import FastMath
 from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
 from hcompile.targets.llvm_cpu.schedules.rules import schedule_prim_func
 
@@ -41,9 +42,12 @@ class ScheduleCPU:
 
 
 def cpu_pipeline(target: tvm.target.Target, *, schedules: bool = True,
-                 database: Any = None) -> tvm.transform.Pass:
-    """TVM's CPU pipeline plus tuned records (``database``) and the schedule rules."""
+                 database: Any = None, blocked_convs: bool = True) -> tvm.transform.Pass:
+    """TVM's CPU pipeline plus tuned records (``database``) and the schedule rules;
+    ``blocked_convs``: convs in blocked layouts (:mod:`..layout`, part of the schedules)."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
 
     features = CPUFeatures.of(target)
 
@@ -57,7 +61,9 @@ def cpu_pipeline(target: tvm.target.Target, *, schedules: bool = True,
                     enable_warning=False))
             if schedules:
                 scheduling.append(ScheduleCPU(features))
-            passes = (cpu_generic.library_dispatch_passes(target)
+            passes = ([FastMath()]  # erf/tanh/sigmoid: else a libm call per element
+                      + cpu_generic.library_dispatch_passes(target)
+                      + (blocked_conv_passes(features) if schedules and blocked_convs else [])
                       + cpu_generic.legalize_passes(target)
                       + scheduling
                       + cpu_generic.dataflow_lower_passes(target)

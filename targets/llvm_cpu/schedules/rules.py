@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
+from hcompile.targets.llvm_cpu.schedules.conv import schedule_blocked_convs
+from hcompile.targets.llvm_cpu.schedules.dense import schedule_dense
 from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
 
 log = logging.getLogger("hcompile")
@@ -39,6 +41,8 @@ VECTOR_SAFE_CALLS = frozenset(
         "ceil", "trunc", "round", "nearbyint", "tanh", "sigmoid", "erf", "sin", "cos", "tan",
         "asin", "acos", "atan", "asinh", "acosh", "atanh", "isnan", "isinf", "isfinite",
         "if_then_else", "likely", "fabs",
+        # bit casts (fast_exp's exponent trick) and index arithmetic TVMScript prints as calls
+        "reinterpret", "Add", "Sub", "Mul", "FloorDiv", "FloorMod",
     )
 )
 #: What TVMScript prints as ``T.name(...)`` besides calls: casts, constants, min/max.
@@ -63,10 +67,16 @@ class _Iter:
 
 def schedule_prim_func(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimFunc | None:
     """``func`` scheduled for the CPU, or None when the rule does not apply."""
+    dense = schedule_dense(func, features)  # matmul + epilogue functions: dense.py
+    if dense is not None:
+        return dense
     sch = s_tir.Schedule(func)
     try:
         _inline_elementwise(sch)
+        blocked = schedule_blocked_convs(sch, features)
         for block in _blocks(sch):
+            if sch.get(block).name_hint in blocked:
+                continue
             iters = _iters(sch, block)
             if iters is None:
                 continue
