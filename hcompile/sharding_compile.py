@@ -10,9 +10,12 @@ tensors are renamed ``<name>@<shard>`` and whose manifest carries a ``sharding``
 (see :mod:`hcompile.runtime.sharding`); weights equal in every shard are stored once.
 
 ``auto`` measures each device on the model at the full batch and at one row (compile,
-warm up, median of a few runs), which gives it a fixed cost and a per-row rate, and picks
-the split with the smallest predicted makespan (:func:`best_fractions`): a device whose
-fixed cost outweighs the rows it would take gets none.
+warm up, median of a few runs), which gives it a fixed cost and a per-row rate, then runs
+all of them at once to measure how much they slow each other down (devices sharing the
+host's cores), and picks the whole-row split with the smallest predicted makespan under
+that contention (:mod:`hcompile.runtime.contention`): a device whose fixed cost outweighs
+the rows it would take gets none, and where no split beats the best single device, that
+device takes the whole batch (the log says so).
 
 Every input and output must be batch-major (batch first): a shard's output whose first
 dimension is not the shard's batch is reported by name.
@@ -21,16 +24,22 @@ dimension is not the shard's batch is reported by name.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import onnx
 
 from hcompile.artifact import Artifact
-from hcompile.errors import UsageError
+from hcompile.errors import ResourceError, UsageError
+from hcompile.runtime.contention import (
+    DeviceSpeed,
+    SplitChoice,
+    best_split,
+    measure_slowdown,
+    median_seconds,
+)
 from hcompile.runtime.sharding import parse_shard_spec, shard_name, split_batch
 
 log = logging.getLogger("hcompile")
@@ -43,6 +52,7 @@ def compile_sharded(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     targets: Sequence[str] | None = None,
     throughput: Mapping[str, float | DeviceSpeed] | None = None,
+    slowdown: Mapping[str, float] | None = None,
     **compile_options: Any,
 ) -> Artifact:
     """Compile ``model`` sharded along the batch by ``spec`` (``"auto"``, ``"cpu=0.4,..."``
@@ -50,7 +60,9 @@ def compile_sharded(
 
     ``targets`` are the devices ``auto`` chooses among (default: cpu and fpga).
     ``throughput`` (per target: rows per second, or a :class:`DeviceSpeed`) skips the
-    measurement ``auto`` does.
+    measurement ``auto`` does; ``slowdown`` (per target, see
+    :mod:`hcompile.runtime.contention`) then says how devices slow each other down
+    (default: not at all).
     Other keyword arguments go to :func:`hcompile.compiler.compile_model`.
     """
     shapes = model_input_shapes(model, input_shapes)
@@ -60,16 +72,10 @@ def compile_sharded(
         fractions = parse_shard_spec(spec)
     else:
         fractions = parse_shard_spec(",".join(f"{t}={f}" for t, f in spec.items()))
-    calibration = None
+    auto: dict[str, Any] = {}
     if fractions is None:
-        candidates = list(targets or ("cpu", "fpga"))
-        speeds = dict(throughput) if throughput else calibrate(model, shapes, candidates,
-                                                                **compile_options)
-        calibration = {t: list(v) if isinstance(v, DeviceSpeed) else [v, 0.0]
-                       for t, v in speeds.items()}
-        fractions = best_fractions(batch, {t: speeds[t] for t in candidates})
-        log.info("--shard-batch auto: %s", ", ".join(f"{t}={f:.2f}" for t, f in
-                                                      fractions.items()))
+        fractions, auto = _auto_fractions(model, shapes, batch, targets, throughput, slowdown,
+                                          **compile_options)
     rows = {t: r for t, r in split_batch(batch, fractions).items() if r > 0}
     shards = []
     for i, (target, count) in enumerate(rows.items()):
@@ -78,55 +84,51 @@ def compile_sharded(
         _check_batch_major(art, count, i, target)
         shards.append((target, fractions[target], count, art))
     merged = merge_shards(shards, batch)
-    if calibration is not None:
-        merged.manifest["sharding"]["auto_speeds"] = calibration  # [rows/s, fixed s]
+    merged.manifest["sharding"].update(auto)
     return merged
 
 
-#: what each extra shard costs a request beyond its device time: a device-worker hand-off,
-#: splitting the inputs and concatenating the outputs (benchmarks/dispatch_overhead.py
-#: measures ~50 µs for the hand-offs of a request on the workers)
-SHARD_OVERHEAD_S = 50e-6
+def _auto_fractions(model: Any, shapes: Mapping[str, tuple[int, ...]], batch: int,
+                    targets: Sequence[str] | None,
+                    throughput: Mapping[str, float | DeviceSpeed] | None,
+                    slowdown: Mapping[str, float] | None,
+                    **compile_options: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """``auto``: the fractions, and what to record in the manifest about how they were
+    chosen (``auto_speeds`` target -> [rows/s, fixed s], ``auto_slowdown``,
+    ``auto_predicted_ms``)."""
+    candidates = list(targets or ("cpu", "fpga"))
+    if throughput:
+        speeds = {t: v if isinstance(v, DeviceSpeed) else DeviceSpeed(float(v))
+                  for t, v in throughput.items() if t in candidates}
+        slow = dict(slowdown or {})
+    else:
+        speeds, slow = calibrate_contention(model, shapes, candidates, **compile_options)
+    choice = choose_split(batch, speeds, slow)
+    log.info("--shard-batch auto: %s", choice.describe())
+    return choice.fractions, {
+        "auto_speeds": {t: list(v) for t, v in speeds.items()},
+        "auto_slowdown": {t: slow.get(t, 1.0) for t in speeds},
+        "auto_predicted_ms": choice.predicted_s * 1e3,
+    }
 
 
-class DeviceSpeed(NamedTuple):
-    """A device's time for ``rows`` rows of the model: ``fixed_s + rows / rows_per_s``."""
+def best_fractions(batch: int, speeds: Mapping[str, float | DeviceSpeed],
+                   slowdown: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Fractions (every device of ``speeds``, 0 for those left out) of the whole-row split
+    with the smallest predicted makespan; see :func:`hcompile.runtime.contention.best_split`.
+    ``speeds``: rows per second or a :class:`DeviceSpeed` per target; ``slowdown``: how
+    much slower each target runs while other shards run (default 1: independent devices)."""
+    return choose_split(batch, speeds, slowdown).fractions
 
-    rows_per_s: float
-    fixed_s: float = 0.0
 
-    def seconds(self, rows: int) -> float:
-        return self.fixed_s + rows / self.rows_per_s if rows > 0 else 0.0
-
-
-def best_fractions(batch: int, speeds: Mapping[str, float | DeviceSpeed]) -> dict[str, float]:
-    """Fractions minimising the predicted makespan ``max_d(fixed_d + rows_d / rate_d)`` over
-    whole rows, plus :data:`SHARD_OVERHEAD_S` per extra shard. For every subset of the
-    devices the continuous optimum ends all of them at the same time; it is rounded to
-    whole rows and the best subset wins (so a slow device, or one whose fixed cost
-    outweighs its share, gets no rows)."""
+def choose_split(batch: int, speeds: Mapping[str, float | DeviceSpeed],
+                 slowdown: Mapping[str, float] | None = None) -> SplitChoice:
     model = {t: v if isinstance(v, DeviceSpeed) else DeviceSpeed(float(v))
              for t, v in speeds.items()}
-    usable = [t for t, v in model.items() if v.rows_per_s > 0]
-    if not usable:
-        raise UsageError("--shard-batch auto: no device has a positive throughput")
-    best: tuple[float, dict[str, float]] | None = None
-    for mask in range(1, 1 << len(usable)):
-        chosen = [t for i, t in enumerate(usable) if mask >> i & 1]
-        rate = sum(model[t].rows_per_s for t in chosen)
-        finish = (batch + sum(model[t].fixed_s * model[t].rows_per_s for t in chosen)) / rate
-        share = {t: max(finish - model[t].fixed_s, 0.0) * model[t].rows_per_s for t in chosen}
-        if sum(share.values()) <= 0:
-            continue
-        fractions = {t: share.get(t, 0.0) / sum(share.values()) for t in model}
-        rows = split_batch(batch, fractions)
-        shards = sum(1 for r in rows.values() if r > 0)
-        makespan = max(model[t].seconds(rows[t]) for t in model) + \
-            SHARD_OVERHEAD_S * (shards - 1)
-        if best is None or makespan < best[0] - 1e-12:
-            best = (makespan, fractions)
-    assert best is not None  # a single device always gives a split
-    return best[1]
+    try:
+        return best_split(batch, model, slowdown)
+    except ValueError as err:
+        raise UsageError(f"--shard-batch auto: {err}") from None
 
 
 def compile_for_device(model: Any, target: str, shapes: Mapping[str, Sequence[int]],
@@ -137,7 +139,7 @@ def compile_for_device(model: Any, target: str, shapes: Mapping[str, Sequence[in
 
     try:
         return compile_model(model, targets=[target], input_shapes=shapes, **compile_options)
-    except UsageError as err:
+    except (UsageError, ResourceError) as err:  # an FPGA's budget: ResourceError now
         if target == "cpu" or err.pass_name != "place":
             raise
         log.info("--shard-batch: the %s shard does not fit on %s alone (%s); letting the "
@@ -228,25 +230,43 @@ def _check_batch_major(art: Artifact, rows: int, index: int, target: str) -> Non
 
 def calibrate(model: Any, shapes: Mapping[str, tuple[int, ...]], targets: Sequence[str],
               repeat: int = 3, **compile_options: Any) -> dict[str, DeviceSpeed]:
-    """Each target's :class:`DeviceSpeed` on the model, from its median time at the full
-    batch and at one row (two compiles per target; one when the batch is 1)."""
+    """Each target's :class:`DeviceSpeed` on the model, measured alone."""
+    return calibrate_contention(model, shapes, targets, repeat, together=False,
+                                **compile_options)[0]
+
+
+def calibrate_contention(model: Any, shapes: Mapping[str, tuple[int, ...]],
+                         targets: Sequence[str], repeat: int = 5, together: bool = True,
+                         **compile_options: Any
+                         ) -> tuple[dict[str, DeviceSpeed], dict[str, float]]:
+    """Each target's :class:`DeviceSpeed` alone (median time at the full batch and at one
+    row: two compiles per target, one when the batch is 1), and with ``together`` its
+    slowdown while the other targets run at the same time (full batch, see
+    :func:`hcompile.runtime.contention.measure_slowdown`)."""
     batch = next(iter(shapes.values()))[0]
+    loaded = {t: _loaded(model, t, shapes, **compile_options) for t in targets}
+    full = {t: median_seconds(run, repeat) for t, (run, _) in loaded.items()}
+    slowdown = (measure_slowdown({t: run for t, (run, _) in loaded.items()}, full, repeat)
+                if together else {t: 1.0 for t in targets})
+    for _, close in loaded.values():
+        close()
     speeds = {}
     for target in targets:
-        full = _time_model(model, target, shapes, repeat, **compile_options)
         if batch == 1:
-            speeds[target] = DeviceSpeed(1 / max(full, 1e-9))
+            speeds[target] = DeviceSpeed(1 / max(full[target], 1e-9))
             continue
-        one = _time_model(model, target, {n: (1, *s[1:]) for n, s in shapes.items()}, repeat,
-                          **compile_options)
-        per_row = max((full - one) / (batch - 1), full / batch * 1e-3, 1e-12)
+        run, close = _loaded(model, target, {n: (1, *s[1:]) for n, s in shapes.items()},
+                             **compile_options)
+        one = median_seconds(run, repeat)
+        close()
+        per_row = max((full[target] - one) / (batch - 1), full[target] / batch * 1e-3, 1e-12)
         speeds[target] = DeviceSpeed(1 / per_row, max(one - per_row, 0.0))
-    return speeds
+    return speeds, slowdown
 
 
-def _time_model(model: Any, target: str, shapes: Mapping[str, tuple[int, ...]], repeat: int,
-                **compile_options: Any) -> float:
-    """Median seconds of one run of the model compiled for ``target`` (after a warm-up)."""
+def _loaded(model: Any, target: str, shapes: Mapping[str, tuple[int, ...]],
+            **compile_options: Any) -> tuple[Callable[[], object], Callable[[], None]]:
+    """``(run once, close)`` for the model compiled for ``target`` on random inputs."""
     from hcompile.runtime import load
 
     exe = load(compile_for_device(model, target, shapes, **compile_options))
@@ -254,14 +274,7 @@ def _time_model(model: Any, target: str, shapes: Mapping[str, tuple[int, ...]], 
     feeds = {s.name: rng.standard_normal(s.shape).astype(s.dtype)
              if np.issubdtype(np.dtype(s.dtype), np.floating)
              else np.zeros(s.shape, s.dtype) for s in exe.inputs}
-    exe.run(feeds)  # warm-up (first runs build kernels)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        exe.run(feeds)
-        times.append(time.perf_counter() - start)
-    exe.close()
-    return float(np.median(times))
+    return (lambda: exe.run(feeds)), exe.close
 
 
 def merge_shards(shards: Sequence[tuple[str, float, int, Artifact]], batch: int) -> Artifact:

@@ -101,6 +101,13 @@ def _print_summary(console: Console, manifest: dict[str, Any], output: Path,
                    elapsed: float) -> None:
     from hcompile.report import plan_table
 
-    console.print(plan_table(manifest["plan"]))
+    sharding = manifest.get("sharding")
+    if sharding is None:
+        console.print(plan_table(manifest["plan"]))
+    else:  # a sharded artifact: one placement per shard (the merged plan has no nodes)
+        for shard, plan in zip(sharding["shards"], manifest["plan"]["shards"], strict=True):
+            console.print(f"shard for {shard['target']}: {shard['batch']} of "
+                          f"{sharding['batch']} rows")
+            console.print(plan_table(plan))
     size = output.stat().st_size
     console.print(f"wrote {output} ({size / 1e6:.2f} MB) in {elapsed:.1f} s")

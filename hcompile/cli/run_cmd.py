@@ -1,4 +1,5 @@
-"""``hcompile run ARTIFACT``: run a compiled model on inputs from files or random data."""
+"""``hcompile run ARTIFACT|MODEL.onnx``: run a compiled model (or an ONNX model, compiled
+first in memory) on inputs from files or random data."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any
 import numpy as np
 
 from hcompile.cli.files import check_output
+from hcompile.cli.run_sharding import load_for_run
 from hcompile.errors import InputError, UsageError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="run an artifact and print (or save) its outputs")
-    p.add_argument("artifact", type=Path)
+    p = sub.add_parser("run", help="run an artifact (or an ONNX model, compiled in memory "
+                                   "first) and print (or save) its outputs")
+    p.add_argument("artifact", type=Path, metavar="ARTIFACT|MODEL.onnx")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--inputs", type=Path, metavar="IN.npz", help="all inputs, by name")
     src.add_argument("--random", action="store_true", help="random inputs of the right shapes")
@@ -33,15 +36,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--check", action="store_true",
                    help="also run each device partition's CPU code and print the max error")
     p.add_argument("--shard-batch", metavar="auto|TARGET=FRACTION,...",
-                   help="require the artifact to be batch-sharded this way (sharding is "
-                        "fixed when compiling with --shard-batch)")
+                   help="with MODEL.onnx: compile it sharded this way; with an artifact: "
+                        "require its compiled split to be this one (auto: any)")
+    p.add_argument("--targets", help="with MODEL.onnx: targets to compile for (default cpu; "
+                   "with --shard-batch auto: cpu,fpga)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="with MODEL.onnx: static shape of an input (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import hcompile
-
     if args.output is not None:
         protected = [args.artifact, *(Path(s.partition("=")[2]) for s in args.input)]
         if args.inputs:
@@ -49,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output, kind="npz", force=args.force, protected=protected)
     if args.profile is not None:
         _check_trace_output(args.profile, force=args.force, protected=[args.artifact])
-    exe = hcompile.load(args.artifact, strict=args.strict)
-    if args.shard_batch is not None:
-        _check_sharding(exe, args.shard_batch)
+    exe = load_for_run(args)
     feeds = _gather_inputs(args, exe.inputs)
     trace = None
     if args.profile is not None:
@@ -95,28 +98,6 @@ def _check_trace_output(path: Path, *, force: bool, protected: list[Path]) -> No
     if not earlier:
         raise UsageError(f"{path} exists and is not an hcompile trace; not overwriting it",
                          hint="choose another --profile path, or pass --force to replace it")
-
-
-def _check_sharding(exe: Any, spec: str) -> None:
-    """``--shard-batch`` at run time: the artifact must be sharded as asked."""
-    from hcompile.runtime.sharding import parse_shard_spec, split_batch
-
-    wanted = parse_shard_spec(spec)
-    sharding = exe.sharding
-    if sharding is None:
-        raise UsageError(f"--shard-batch {spec}: this artifact is not batch-sharded",
-                         hint="compile it with --shard-batch to shard it over devices")
-    if wanted is None:
-        return
-    have = {s.target: s.batch for s in sharding.shards}
-    unknown = sorted(set(wanted) - set(have))
-    rows = split_batch(sharding.batch, wanted)
-    off = [t for t in have if rows.get(t, 0) != have[t]]
-    if unknown or off:
-        raise UsageError(f"--shard-batch {spec}: the artifact is sharded as "
-                         f"{sharding.describe()}",
-                         hint="the shards are compiled for their batch sizes: recompile with "
-                              f"--shard-batch {spec}, or drop the flag")
 
 
 def _gather_inputs(args: argparse.Namespace, specs: Any) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hcompile.runtime.residency import to_host
 from hcompile.runtime.runners import RUNNERS
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def check_partitions(exe: Executor, inputs: Mapping[str, np.ndarray]) -> list[Pa
     """Per partition, the max error of what ran against the partition's CPU code."""
     env = exe._environment(inputs)
     exe._run_inline(env)
+    env = {name: to_host(value) for name, value in env.items()}  # device-resident ones too
     rows = []
     for step, info in zip(exe._steps, exe.partitions, strict=True):
         spec = step.spec

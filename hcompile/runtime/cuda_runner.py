@@ -35,6 +35,7 @@ from hcompile.runtime.launch_plan import (
     host_view,
     scalar_value,
 )
+from hcompile.runtime.residency import CudaHome, CudaTensor, is_resident
 from hcompile.runtime.runners import PartitionRunner, RunnerOptions, register_runner
 from hcompile.runtime.tensors import aligned_empty, to_ffi
 
@@ -205,6 +206,9 @@ class CudaRunner(PartitionRunner):
         weakref.finalize(self, _free, cu, self.gpu.context, self._module, self._allocations,
                          self._streams)
         self._pool: ContextPool[_Context] = ContextPool(self._new_context)
+        self._home = CudaHome(self.gpu, _check)
+        #: per output: return it as a device tensor (set by the executor's residency plan)
+        self.keep_on_device = (False,) * len(partition.outputs)
         with self._pool.acquire():  # make the first context now: allocation errors surface here
             pass
 
@@ -248,23 +252,20 @@ class CudaRunner(PartitionRunner):
 
     def run(self, args: Sequence[Any]) -> list[Any]:
         cu, plan = self._cu, self.plan
-        arrays = [host_view(a) for a in args]
+        # Device tensors on this GPU stay there (see hcompile.runtime.residency).
+        arrays = [a if is_resident(a) else host_view(a) for a in args]
         check_host_arrays("input", arrays, plan, self.partition.id)
-        outputs = [aligned_empty(o.shape, np.dtype(o.dtype)) for o in plan.outputs]
         try:
             self._enter()
             with self._pool.acquire() as ctx:
                 for index, pointer in ctx.inputs.items():
-                    a = arrays[index]
-                    _check(cu, cu.cuMemcpyHtoDAsync(pointer, a.ctypes.data, a.nbytes, ctx.stream))
+                    self._upload(pointer, arrays[index], ctx.stream)
                 for function, x, params, _ in ctx.launches:
                     _check(cu, cu.cuLaunchKernel(
                         function, *x.grid, *x.block, x.dynamic_shared_bytes, ctx.stream,
                         params.ctypes.data, 0))
-                for host, pointer in zip(outputs, ctx.outputs, strict=True):
-                    if host.nbytes:
-                        _check(cu, cu.cuMemcpyDtoHAsync(host.ctypes.data, pointer, host.nbytes,
-                                                        ctx.stream))
+                outputs = [self._output(pointer, o, keep, ctx.stream) for pointer, o, keep
+                           in zip(ctx.outputs, plan.outputs, self.keep_on_device, strict=True)]
                 _check(cu, cu.cuStreamSynchronize(ctx.stream))
         except CudaError as e:
             raise DeviceError(
@@ -272,7 +273,29 @@ class CudaRunner(PartitionRunner):
                 f"{self.gpu.name}: {e}",
                 hint="run it on the CPU (recompile with --targets cpu) or check the GPU",
             ) from e
-        return [to_ffi(o) for o in outputs]
+        return [o if is_resident(o) else to_ffi(o) for o in outputs]
+
+    def _upload(self, pointer: int, value: Any, stream: Any) -> None:
+        cu = self._cu
+        if isinstance(value, CudaTensor) and value.home.gpu is self.gpu:
+            _check(cu, cu.cuMemcpyDtoDAsync(pointer, value.pointer, value.nbytes, stream))
+            return
+        host = value.to_numpy() if is_resident(value) else value
+        _check(cu, cu.cuMemcpyHtoDAsync(pointer, host.ctypes.data, host.nbytes, stream))
+
+    def _output(self, pointer: int, spec: Any, keep: bool, stream: Any) -> Any:
+        """Enqueue getting an output: into fresh device memory where ``keep`` says so (the
+        context's memory is reused by the next run), else into host memory."""
+        cu, dtype = self._cu, np.dtype(spec.dtype)
+        if keep:
+            tensor = self._home.new_tensor(tuple(spec.shape), dtype)
+            if spec.nbytes:
+                _check(cu, cu.cuMemcpyDtoDAsync(tensor.pointer, pointer, spec.nbytes, stream))
+            return tensor
+        host = aligned_empty(spec.shape, dtype)
+        if spec.nbytes:
+            _check(cu, cu.cuMemcpyDtoHAsync(host.ctypes.data, pointer, spec.nbytes, stream))
+        return host
 
 
 def _free(cu: Any, context: Any, module: Any, allocations: list[int],

@@ -31,7 +31,10 @@ from hcompile.artifact import Artifact, ParsedManifest, TensorSpec, decode_weigh
 from hcompile.artifact.archive import DEFAULT_MAX_TOTAL_SIZE
 from hcompile.artifact.manifest import PartitionSpec
 from hcompile.errors import ArtifactError, DeviceError, HcompileError
+from hcompile.ir.types import from_storage, storage_dtype
+from hcompile.runtime import residency
 from hcompile.runtime.cache import default_cache_dir
+from hcompile.runtime.direct import DirectPath
 from hcompile.runtime.inputs import check_inputs
 from hcompile.runtime.runners import (
     RUNNERS,
@@ -144,6 +147,10 @@ class Executor:
         if self.sharding is not None:
             self.inputs, self.outputs = self.sharding.inputs, self.sharding.outputs
         specs = [s.spec for s in self._steps]
+        # Outputs consumed by later partitions stay on their device (residency.py).
+        self._resident = residency.plan([s.runner for s in self._steps],
+                                        [p.outputs for p in specs],
+                                        (o.name for o in self._signature_out))
         self._graph = StepGraph([(p.inputs, p.outputs) for p in specs])
         self._scheduler = Scheduler(self._graph, [p.inputs for p in specs],
                                     [p.outputs for p in specs],
@@ -152,6 +159,8 @@ class Executor:
         self._overlap = self._graph.can_overlap([s.runner.runs_on for s in self._steps])
         # Stop the device threads when the executor goes away (they do not reference it).
         self._finalizer = weakref.finalize(self, self._scheduler.workers.close)
+        # One partition, no sharding (most models on the CPU): run() skips the machinery.
+        self._direct = DirectPath(self) if DirectPath.applies(self) else None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -161,6 +170,8 @@ class Executor:
 
         ``trace``: record every partition and copy as a span (see :mod:`.trace`).
         """
+        if trace is None and self._direct is not None:
+            return self._direct.run(inputs)
         env = self._environment(inputs)
         if trace is None and not self._overlap:
             self._run_inline(env)
@@ -213,8 +224,10 @@ class Executor:
 
     def _run_inline(self, env: dict[str, Any]) -> None:
         for i, step in enumerate(self._steps):
-            env.update(zip(step.spec.outputs,
-                           self._run_index(i, [env[n] for n in step.spec.inputs]), strict=True))
+            args = [env[n] for n in step.spec.inputs]
+            if self._resident:  # no copy steps here: download what this device cannot read
+                args = residency.localize(args, step.runner.runs_on)
+            env.update(zip(step.spec.outputs, self._run_index(i, args), strict=True))
 
     def _device_of(self, index: int) -> str:
         return self._steps[index].runner.runs_on
@@ -245,7 +258,7 @@ class Executor:
             if isinstance(err, HcompileError) and not isinstance(err, DeviceError):
                 raise
             self._switch_to_fallback(step, runner, f"it failed at run time: {err}")
-        return step.runner.run(args)
+        return step.runner.run(residency.localize(args, step.runner.runs_on))
 
     def _switch_to_fallback(self, step: _Step, failed: PartitionRunner, why: str) -> None:
         with step.lock:
@@ -275,6 +288,8 @@ class Executor:
 
     def _output(self, spec: TensorSpec, tensor: Any) -> np.ndarray:
         array = to_numpy(tensor)
+        if array.shape == spec.shape and array.dtype.name == storage_dtype(spec.dtype):
+            array = from_storage(array, spec.dtype)  # narrow types come back as their bits
         if array.shape != spec.shape or array.dtype.name != spec.dtype:
             raise ArtifactError(
                 f"output {spec.name!r} came out as {array.dtype.name}{list(array.shape)}, but "

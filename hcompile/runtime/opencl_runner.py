@@ -41,8 +41,9 @@ from hcompile.runtime.launch_plan import (
     host_view,
     scalar_value,
 )
+from hcompile.runtime.residency import ClHome, cl_outputs, cl_upload, is_resident
 from hcompile.runtime.runners import PartitionRunner, RunnerOptions, register_runner
-from hcompile.runtime.tensors import aligned_empty, to_ffi
+from hcompile.runtime.tensors import to_ffi
 
 DEVICE_ENV = "HCOMPILE_OPENCL_DEVICE"
 POCL_CPU_ENV = "HCOMPILE_POCL_CPU"
@@ -216,6 +217,9 @@ class OpenCLRunner(PartitionRunner):
                 self._shared[b.id] = cl.Buffer(self.device.context, flags,
                                                hostbuf=np.frombuffer(b.data, np.uint8).copy())
         self._pool: ContextPool[_Context] = ContextPool(self._new_context)
+        self._home = ClHome(cl, self.device.context, self.device.device)
+        #: per output: return it as a device tensor (set by the executor's residency plan)
+        self.keep_on_device = (False,) * len(partition.outputs)
         with self._pool.acquire():  # make the first context now: allocation errors surface here
             pass
 
@@ -277,21 +281,19 @@ class OpenCLRunner(PartitionRunner):
 
     def run(self, args: Sequence[Any]) -> list[Any]:
         cl = self._cl
-        arrays = [host_view(a) for a in args]
+        # Device tensors of this context stay on the device (see hcompile.runtime.residency).
+        arrays = [a if is_resident(a) else host_view(a) for a in args]
         check_host_arrays("input", arrays, self.plan, self.partition.id)
-        outputs = [aligned_empty(o.shape, np.dtype(o.dtype)) for o in self.plan.outputs]
         try:
             with self._pool.acquire() as ctx:
                 for index, buffer in ctx.inputs.items():
                     if arrays[index].nbytes:
-                        cl.enqueue_copy(ctx.queue, buffer, arrays[index], is_blocking=False)
+                        cl_upload(self._home, ctx.queue, buffer, arrays[index])
                 for kernel, global_size, local_size, kernel_args in ctx.launches:
                     kernel.set_args(*kernel_args)
                     cl.enqueue_nd_range_kernel(ctx.queue, kernel, global_size, local_size)
-                for host, (buffer, offset) in zip(outputs, ctx.outputs, strict=True):
-                    if host.nbytes:
-                        cl.enqueue_copy(ctx.queue, host, buffer, src_offset=offset,
-                                        is_blocking=False)
+                outputs = cl_outputs(self._home, ctx.queue, ctx.outputs, self.plan.outputs,
+                                     self.keep_on_device)
                 ctx.queue.finish()
         except cl.Error as e:
             raise DeviceError(
@@ -300,7 +302,7 @@ class OpenCLRunner(PartitionRunner):
                 hint="run it on the CPU (recompile with --targets cpu) or try another "
                 f"OpenCL device ({DEVICE_ENV})",
             ) from e
-        return [to_ffi(o) for o in outputs]
+        return [o if is_resident(o) else to_ffi(o) for o in outputs]
 
 
 @register_runner("opencl-binary-plan")

@@ -6,9 +6,10 @@ so independent partitions on different devices run at the same time, and with se
 requests in flight (``Executor.run_many``) each device works on a different request.
 
 Between devices a tensor takes an explicit **copy step** (a span on the link's trace
-track): today every runner takes and returns host tensors, so the step is host staging
-(the tensor made a 64-byte aligned, contiguous host buffer for the next device); the
-runner's own upload/download stays inside its ``run``.
+track): a device-resident tensor (:mod:`hcompile.runtime.residency`) is downloaded there;
+a host tensor gets host staging (made a 64-byte aligned, contiguous host buffer for the
+next device), the runner's upload staying inside its ``run``. Between partitions on the
+same device there is no step: a resident tensor stays on the device.
 
 Hot path notes: the per-request state is a few lists; a worker that finishes a partition
 runs a ready successor on its own device directly instead of queueing it; graphs where
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hcompile.runtime.residency import is_resident, resident_names
 from hcompile.runtime.tensors import ALIGNMENT, to_ffi
 from hcompile.runtime.trace import Trace, link_track
 
@@ -197,8 +199,10 @@ class Scheduler:
                 return
             ran_on = self._device_of(i)  # differs from ``device`` after a CPU fallback
             if request.trace is not None:
-                request.trace.add(ran_on, self._labels[i], start, end,
-                                  request=request.number, queue=device)
+                # inputs that stayed on the device (no copy step): see residency.py
+                kept = resident_names(self._inputs[i], args)
+                request.trace.add(ran_on, self._labels[i], start, end, request=request.number,
+                                  queue=device, **({"resident_inputs": kept} if kept else {}))
             names = self._outputs[i]
             request.env.update(zip(names, results, strict=False))
             if ran_on != HOST:
@@ -236,15 +240,18 @@ class Scheduler:
         return args
 
     def _copy(self, request: Request, name: str, value: Any, src: str, dst: str) -> Any:
-        """The copy step from ``src`` to ``dst`` (host staging; see the module docstring)."""
+        """The copy step from ``src`` to ``dst``: a download of a device-resident tensor, or
+        host staging (see the module docstring)."""
         start = time.perf_counter()
-        array = np.from_dlpack(value)
-        if not array.flags.c_contiguous or array.ctypes.data % ALIGNMENT:
+        download = is_resident(value)
+        array = value.to_numpy() if download else np.from_dlpack(value)
+        if download or not array.flags.c_contiguous or array.ctypes.data % ALIGNMENT:
             value = to_ffi(array)
         end = time.perf_counter()
         if request.trace is not None:
             request.trace.add(link_track(src, dst), f"copy {name}", start, end,
-                              request=request.number, bytes=int(array.nbytes))
+                              request=request.number, bytes=int(array.nbytes),
+                              **({"download": True} if download else {}))
         return value
 
     def close(self) -> None:
