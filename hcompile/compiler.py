@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hcompile.artifact import Artifact
+from hcompile.artifact import Artifact, npy_bytes
 from hcompile.errors import CompileError, UsageError
 from hcompile.frontend import import_model
 from hcompile.ir import Graph
@@ -174,9 +173,7 @@ def _pack_weights(graph: Graph, names: list[str], members: dict[str, bytes]) -> 
     weights = {}
     for index, name in enumerate(names):
         value = np.require(graph.constants[name], requirements="C")  # keeps 0-d arrays 0-d
-        buffer = io.BytesIO()
-        np.save(buffer, value, allow_pickle=False)
         member = f"weights/{index:05d}.npy"
-        members[member] = buffer.getvalue()
+        members[member] = npy_bytes(value)  # narrow types as their storage bits
         weights[name] = {"member": member, "shape": list(value.shape), "dtype": value.dtype.name}
     return weights
