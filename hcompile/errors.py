@@ -87,6 +87,11 @@ class CompileError(HcompileError):
     """A target failed to generate or compile code."""
 
 
+class ResourceError(HcompileError):
+    """What was placed on a device (by ``--targets``/``--place``) does not fit its memory or,
+    on an FPGA, its DSP/BRAM/LUT budget."""
+
+
 class ArtifactError(HcompileError):
     """An artifact file is missing, corrupt, tampered with or from an incompatible version."""
 

@@ -191,7 +191,8 @@ def plan_json(graph: Graph, partitions: list[Partition],
         entry: dict[str, Any] = {"id": part.id, "target": part.target, "nodes": part.nodes,
                                  "inputs": part.inputs, "outputs": part.outputs,
                                  "flops": flops, "est_ms": est_ms}
-        entry.update((k, est[k]) for k in ("start_ms", "end_ms") if k in est)
+        entry.update((k, est[k]) for k in ("start_ms", "end_ms", "memory_bytes")
+                     if k in est)
         entry.update(part.meta)
         entries.append(entry)
     plan: dict[str, Any] = {}

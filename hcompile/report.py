@@ -269,10 +269,16 @@ def _partition_table(plan: dict[str, Any]) -> str:
     rows = [[_td(p["id"], True), _chip(p["target"]), _td(len(p["nodes"]), True),
              _td(f"{p.get('flops', 0):.3g}", True), _td(_fmt_ms(p.get("est_ms")), True),
              _td(_fmt_ms(p.get("start_ms")), True), _td(_fmt_ms(p.get("end_ms")), True),
+             _td(_fmt_mb(p.get("memory_bytes")), True),
              _td(", ".join(p["inputs"])[:80]), _td(", ".join(p["outputs"])[:80])]
             for p in plan["partitions"]]
-    return _table(["id", "target", "nodes", "FLOPs", "est ms", "start ms", "end ms", "inputs",
-                   "outputs"], rows)
+    return _table(["id", "target", "nodes", "FLOPs", "est ms", "start ms", "end ms",
+                   "memory MB", "inputs", "outputs"], rows)
+
+
+def _fmt_mb(nbytes: Any) -> str:
+    """Estimated device memory (weights + peak activations, docs/resources.md)."""
+    return "" if nbytes is None else f"{float(nbytes) / 1e6:.3g}"
 
 
 def _transfer_table(plan: dict[str, Any]) -> str:

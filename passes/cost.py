@@ -8,7 +8,9 @@ where ``kind`` is the op kind (conv, depthwise, matmul, matvec, elementwise, poo
 reduce, data), ``k`` the reduction length and ``n`` the output row length (the efficiency of
 a code generator depends on both). Kinds a profile measured end to end (the calibrated
 host CPU's convolutions and matmuls) have the memory traffic inside their efficiency and
-no separate memory term. FPGA kernels are spatial: a conv/matmul kernel
+no separate memory term; elementwise ops a profile timed by name (``elementwise_s``, the
+calibrated host's transcendental functions) take their measured seconds per element as the
+compute term. FPGA kernels are spatial: a conv/matmul kernel
 computes ``mac_lanes`` multiply-adds per cycle, any other kernel ``lanes`` elements per
 cycle, at the profile's clock. Elementwise nodes that TVM fuses into their producer (the
 producer's output has no other consumer) cost no launch and no extra memory traffic beyond
@@ -39,8 +41,10 @@ MAC_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul",
 _KIND_OF = {
     **dict.fromkeys(("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"), "conv"),
     **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum"), "matmul"),
-    **dict.fromkeys(("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                     "LpPool", "GlobalLpPool", "MaxRoiPool", "RoiAlign"), "pool"),
+    **dict.fromkeys(("MaxPool", "AveragePool", "LpPool", "MaxRoiPool", "RoiAlign"), "pool"),
+    # Global pooling is a reduction over the spatial axes, not a sliding window: calibrated
+    # MaxPool rates made it ~8x too slow (resnet18/mobilenetv2 heads: 14 us, predicted 109).
+    **dict.fromkeys(("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"), "reduce"),
     **dict.fromkeys(("LayerNormalization", "InstanceNormalization", "GroupNormalization",
                      "LpNormalization", "Softmax", "LogSoftmax", "Hardmax",
                      "MeanVarianceNormalization", "SimplifiedLayerNormalization"), "norm"),
@@ -72,7 +76,8 @@ class OpCost:
 
     kind: op kind; flops: arithmetic; bytes: device-memory traffic; elements: items an FPGA
     pipeline processes; weight_bytes: constant inputs; k: reduction length; n: output row
-    length; dtype: compute dtype; fused: fused into its producer's kernel; view: no kernel.
+    length; dtype: compute dtype; fused: fused into its producer's kernel; view: no kernel;
+    op: the ONNX op type (profiles time some elementwise ops by name).
     """
 
     kind: str
@@ -85,6 +90,7 @@ class OpCost:
     dtype: str
     fused: bool = False
     view: bool = False
+    op: str = ""
 
 
 def op_kind(node: Node, types: dict[str, TensorType]) -> str:
@@ -137,7 +143,7 @@ def op_cost(node: Node, graph: Graph, types: dict[str, TensorType],
         elements = flops / 2
     elif kind == "pool":
         window = math.prod(node.attr("kernel_shape", []) or [1])
-        flops = float(ins[0].size) if node.op.startswith("Global") else out_size * window
+        flops = out_size * window
         elements = flops
     elif kind in ("norm", "reduce"):
         per = {"LayerNormalization": 8, "InstanceNormalization": 8, "GroupNormalization": 8,
@@ -155,7 +161,7 @@ def op_cost(node: Node, graph: Graph, types: dict[str, TensorType],
             traffic = float(sum(types[i].nbytes for i in dict.fromkeys(node.inputs)
                                 if i and i != biggest))
     return OpCost(kind, float(flops), float(traffic), float(elements), weight_bytes,
-                  float(k), n, dtype, fused=fused)
+                  float(k), n, dtype, fused=fused, op=node.op)
 
 
 def _conv_flops(node: Node, types: dict[str, TensorType], out_size: float) -> tuple[float, float]:
@@ -192,6 +198,10 @@ def node_seconds(cost: OpCost, profile: DeviceProfile) -> float:
         lanes = fpga.mac_lanes if cost.kind in MAC_KINDS else fpga.lanes
         rate = lanes * fpga.clock_hz * profile.compute_efficiency(cost.kind, cost.k, cost.n)
         compute = cost.elements / rate
+    elif cost.kind == "elementwise" and cost.op in profile.elementwise_s:
+        # Measured per element: transcendental functions cost what the generated code's
+        # polynomial or libm call costs, far from a FLOP count at peak (Erf: ~100x).
+        compute = cost.elements * profile.elementwise_s[cost.op]
     else:
         eff = profile.compute_efficiency(cost.kind, cost.k, cost.n)
         compute = cost.flops / (profile.peak(cost.dtype) * eff)

@@ -10,8 +10,12 @@ schedules) needs a new calibration, and until then the uncalibrated profile is u
 What is measured:
 * peak FLOP/s: a numpy (BLAS) float32/float64 GEMM; memory bandwidth: a large copy;
 * ``dispatch_s``: running a one-node model through ``hcompile.load(...).run``;
-  ``launch_s``: the extra time per node of a chain of tiny recurrent-cell-like blocks (the
-  cost model charges it to every node that is not a pure view, fused or not);
+  ``launch_s``: the extra time per node of a chain of tiny recurrent-cell-like blocks, less
+  what the calibrated model gives those nodes' kernels (the cost model charges it to every
+  node that is not a pure view, fused or not, on top of the kernel's own time);
+* ``elementwise_s``: seconds per element of transcendental functions (Erf, Tanh, ...),
+  whose generated code costs far more or less than a FLOP count says;
+* ``memory_bytes``: the host's RAM (/proc/meminfo), the capacity the resource check uses;
 * compute efficiency of conv, depthwise conv, matmul and matvec on a grid of reduction
   length k and output row length n (``microbench.GRIDS``): single-op models compiled with
   ``hcompile.compile`` and timed through the runtime, as a fraction of the GEMM peak;
@@ -178,11 +182,13 @@ def calibrate(progress: Progress | None = None, rounds: int = 3) -> Calibration:
 
     overhead = {"one-node model": mb.add_model((4,)), "chain of 1 cell": mb.small_op_chain(1),
                 "chain of 32 cells": mb.small_op_chain(32)}
-    grid = [mb.compute_bench(kind, k, n) for kind, (ks, ns) in mb.GRIDS.items()
-            for k in ks for n in ns]
+    grid = [mb.compute_bench(kind, k, n, r) for kind, (ks, ns) in mb.GRIDS.items()
+            for k in ks for n in ns
+            for r in ((1, mb.CHAIN_CONVS) if kind in mb.CHAINED_KINDS else (1,))]
     memory = [mb.memory_bench(kind, n) for kind in mb.MEMORY_KINDS for n in mb.MEMORY_SIZES]
-    models = list(overhead.values()) + [b.model for b in grid + memory]
-    names = list(overhead) + [b.name for b in grid + memory]
+    unary = [mb.unary_bench(op) for op in mb.TIMED_ELEMENTWISE]
+    models = list(overhead.values()) + [b.model for b in grid + memory + unary]
+    names = list(overhead) + [b.name for b in grid + memory + unary]
     runs = []
     for name, model in zip(names, models, strict=True):
         say(f"compiling {name}")
@@ -198,13 +204,14 @@ def calibrate(progress: Progress | None = None, rounds: int = 3) -> Calibration:
     benches: list[dict[str, Any]] = [{"name": n, "ms": t * 1e3}
                                      for n, t in zip(overhead, best[:3], strict=True)]
     kernel = {}
-    for bench, seconds in zip(grid + memory, best[3:], strict=True):
+    for bench, seconds in zip(grid + memory + unary, best[3:], strict=True):
         copies = int(bench.name.split()[1]) if bench.name.startswith("matvec") else 1
         seconds = max(seconds - dispatch - copies * launch, 1e-7)
         kernel[bench.name] = seconds
         benches.append({"name": bench.name, "ms": seconds * 1e3,
                         "gflops": bench.flops / seconds / 1e9,
                         "gbytes": bench.nbytes / seconds / 1e9})
+    _marginal_convs(mb, kernel, launch)
     rates = {kind: [[grid_rate(mb, kernel, kind, k, n) for n in ns] for k in ks]
              for kind, (ks, ns) in mb.GRIDS.items()}
     mem_rates = {kind: [mb.memory_bench(kind, n).nbytes / kernel[mb.memory_bench(kind, n).name]
@@ -234,14 +241,64 @@ def calibrate(progress: Progress | None = None, rounds: int = 3) -> Calibration:
                        "bfloat16": peak32, "int8": 2 * peak32},
         "efficiency": efficiency,
         "measured_kinds": sorted(rates),
-        "mem_efficiency": {k: {"n": list(mb.MEMORY_SIZES),
+        "mem_efficiency": {k: {"n": [mb.memory_bench(k, n).elements for n in mb.MEMORY_SIZES],
                                "value": [[clamp(r / bandwidth) for r in row]]}
                            for k, row in mem_rates.items()},
-        "calibration": {**machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                        "rounds": rounds, "numpy_stream_bytes_per_s": stream,
-                        "benches": benches},
+        "elementwise_s": {op: kernel[b.name] / mb.UNARY_ELEMENTS
+                          for op, b in zip(mb.TIMED_ELEMENTWISE, unary, strict=True)},
+        **_memory_entry(),
+        "calibration": {**machine_info(), "chain_node_s": launch,
+                        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rounds": rounds,
+                        "numpy_stream_bytes_per_s": stream, "benches": benches},
     }
+    table["launch_s"] = residual_launch(table, chain32 - chain1)
+    table["dispatch_s"] = max(tiny - table["launch_s"], 1e-6)
     return Calibration(table, benches)
+
+
+def residual_launch(table: dict[str, Any], chain_seconds: float) -> float:
+    """The per-node overhead the cost model must add: the measured time of the 31 extra
+    chain blocks less what the calibrated model already gives their kernels, per node.
+
+    Charging each node the chain's whole time per node (kernels included) as well as its
+    kernel estimate counted the kernels twice: small-op models came out too slow.
+    """
+    from hcompile.devices import microbench as mb
+    from hcompile.devices.profile import DeviceProfile
+    from hcompile.frontend import import_model
+    from hcompile.passes import cost
+
+    profile = DeviceProfile.from_mapping({**table, "launch_s": 0.0}, where="calibration")
+    kernels, nodes = 0.0, 0
+    for blocks, sign in ((32, 1), (1, -1)):
+        graph, _ = import_model(mb.small_op_chain(blocks))
+        for c in cost.node_costs(graph).values():
+            if not c.view:
+                kernels += sign * cost.node_seconds(c, profile)
+                nodes += sign
+    return float(max((chain_seconds - kernels) / max(nodes, 1), 1e-8))
+
+
+def _memory_entry() -> dict[str, float]:
+    """The host's RAM as the profile's ``memory_bytes`` (the resource check's capacity)."""
+    from hcompile.devices.profile import host_memory_bytes
+
+    ram = host_memory_bytes()
+    return {} if ram is None else {"memory_bytes": ram}
+
+
+def _marginal_convs(mb: Any, kernel: dict[str, float], launch: float) -> None:
+    """Replace each chained kind's lone-conv time by one more conv's time in a chain (see
+    ``microbench.CHAINED_KINDS``); a lone conv's time stays where noise makes that <= 0."""
+    for kind in mb.CHAINED_KINDS:
+        ks, ns = mb.GRIDS[kind]
+        for k in ks:
+            for n in ns:
+                one = mb.compute_bench(kind, k, n).name
+                chain = mb.compute_bench(kind, k, n, mb.CHAIN_CONVS).name
+                extra = (kernel[chain] - kernel[one]) / (mb.CHAIN_CONVS - 1) - launch
+                if extra > 0:
+                    kernel[one] = extra
 
 
 def grid_rate(mb: Any, kernel: dict[str, float], kind: str, k: int, n: int) -> float:

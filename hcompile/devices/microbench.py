@@ -39,13 +39,16 @@ _CONV_K = {16: (16, 1), 64: (64, 1), 147: (3, 7), 256: (256, 1), 576: (64, 3),
 
 @dataclass(frozen=True)
 class Bench:
-    """One microbenchmark: the op kind it measures, its model, FLOPs and bytes moved."""
+    """One microbenchmark: the op kind it measures, its model, FLOPs and bytes moved, and
+    (memory-bound kinds) the elements it processes as ``passes.cost`` counts them: the key
+    its efficiency is looked up by (a pooling window's inputs, not its outputs)."""
 
     kind: str
     name: str
     model: onnx.ModelProto
     flops: float
     nbytes: float
+    elements: float = 0.0
 
 
 def _model(nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
@@ -91,52 +94,79 @@ def small_op_chain(blocks: int, width: int = 16) -> onnx.ModelProto:
 CHAIN_BLOCK = 5
 
 
-def compute_bench(kind: str, k: int, n: int) -> Bench:
-    """The microbenchmark of a compute-bound ``kind`` at reduction ``k``, output row ``n``."""
+#: Kinds timed as the marginal cost of one more convolution in a chain of ``CHAIN_CONVS``
+#: (output channels = input channels): blocked-layout code converts the layout once per
+#: chain of convs, a lone conv pays it in and out (1x1 and depthwise convs ran 2-5x their
+#: in-model time alone). Strided convs change the size and stay single.
+CHAINED_KINDS = ("conv", "depthwise")
+CHAIN_CONVS = 3
+
+
+def compute_bench(kind: str, k: int, n: int, repeats: int = 1) -> Bench:
+    """The microbenchmark of a compute-bound ``kind`` at reduction ``k``, output row ``n``
+    (``repeats`` chained convolutions, for ``CHAINED_KINDS``)."""
     if kind.endswith(("conv", "depthwise")):
-        size = round(math.sqrt(n))  # output size
-        stride = 2 if kind.startswith("strided_") else 1
-        if kind.endswith("conv"):
-            cin, kernel = _CONV_K[k]
-            cout, group = 64, 1
-        else:
-            cin = cout = group = 96
-            kernel = 3
-        node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[kernel, kernel],
-                                pads=[kernel // 2] * 4, group=group, strides=[stride, stride])
-        model = _model([node], {"x": (1, cin, size * stride, size * stride)},
-                       {"y": (1, cout, size, size)},
-                       {"w": _rand(cout, cin // group, kernel, kernel)})
-        flops = 2.0 * cout * size * size * (cin // group) * kernel * kernel
-        nbytes = 4.0 * (cin * (size * stride) ** 2 + cout * size * size
-                        + cout * (cin // group) * kernel * kernel)
-        return Bench(kind, f"{kind} k={k} n={size}x{size}", model, flops, nbytes)
+        return _conv_bench(kind, k, n, repeats)
     transposed = kind.endswith("_t")  # a Gemm with transposed weights, as in FC layers
     weight = _rand(n, k) if transposed else _rand(k, n)
     if kind.startswith("matvec"):
         return _matvec_bench(kind, k, n, weight, transposed)
-    m = max(16, int(4e6 / (2 * k * n)))  # >= ~4 MFLOP: well above the overheads
+    # Rows as models have them (sequence lengths, batches: tens), capped at 64: a 244-row
+    # 32x256 product ran at 120 GFLOP/s, a 20-row one at 184 (the LSTM's input projections
+    # were predicted 2x too slow); at least ~4 MFLOP where that cap allows.
+    m = max(16, min(64, int(4e6 / (2 * k * n))))
     node = (helper.make_node("Gemm", ["x", "w"], ["y"], transB=1) if transposed
             else helper.make_node("MatMul", ["x", "w"], ["y"]))
     model = _model([node], {"x": (m, k)}, {"y": (m, n)}, {"w": weight})
     return Bench(kind, f"{kind} {m}x{k}x{n}", model, 2.0 * m * k * n, 4.0 * (m * k + k * n + m * n))
 
 
+def _conv_bench(kind: str, k: int, n: int, repeats: int) -> Bench:
+    size = round(math.sqrt(n))  # output size
+    stride = 2 if kind.startswith("strided_") else 1
+    if kind.endswith("conv"):
+        cin, kernel = _CONV_K[k]
+        cout, group = (cin if kind in CHAINED_KINDS else 64), 1
+    else:
+        cin = cout = group = 96
+        kernel = 3
+    nodes, weights, last = [], {}, "x"
+    for i in range(repeats):
+        fan_in = cin // group * kernel * kernel  # scaled: values stay O(1) along the chain
+        weights[f"w{i}"] = _rand(cout, cin // group, kernel, kernel) / math.sqrt(fan_in)
+        nodes.append(helper.make_node("Conv", [last, f"w{i}"], [f"c{i}"],
+                                      kernel_shape=[kernel, kernel], pads=[kernel // 2] * 4,
+                                      group=group, strides=[stride, stride]))
+        last = f"c{i}"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    model = _model(nodes, {"x": (1, cin, size * stride, size * stride)},
+                   {"y": (1, cout, size, size)}, weights)
+    flops = 2.0 * cout * size * size * (cin // group) * kernel * kernel * repeats
+    nbytes = 4.0 * repeats * (cin * (size * stride) ** 2 + cout * size * size
+                              + cout * (cin // group) * kernel * kernel)
+    suffix = f" x{repeats}" if repeats > 1 else ""
+    return Bench(kind, f"{kind} k={k} n={size}x{size}{suffix}", model, flops, nbytes)
+
+
 def _matvec_bench(kind: str, k: int, n: int, weight: np.ndarray, transposed: bool) -> Bench:
-    """``copies`` row-vector products with one weight, as a recurrent network runs them: a
-    tiny kernel is timed many times in one run (rows split off one input, results summed)."""
-    copies = max(1, min(64, int(1e6 / (2 * k * n))))
-    nodes = [helper.make_node("Split", ["x"], [f"r{i}" for i in range(copies)], axis=0,
-                              num_outputs=copies)] if copies > 1 else []
-    rows = [f"r{i}" for i in range(copies)] if copies > 1 else ["x"]
-    for i, row in enumerate(rows):
-        nodes.append(helper.make_node("Gemm", [row, "w"], [f"p{i}"], transB=1) if transposed
-                     else helper.make_node("MatMul", [row, "w"], [f"p{i}"]))
-    nodes.append(helper.make_node("Sum", [f"p{i}" for i in range(copies)], ["y"]))
-    model = _model(nodes, {"x": (copies, k)}, {"y": (1, n)}, {"w": weight})
-    model.opset_import[0].version = 18  # Split's num_outputs
-    flops = 2.0 * copies * k * n
-    return Bench(kind, f"{kind} {copies} x 1x{k}x{n}", model, flops,
+    """A chain of row-vector products, as a recurrent network runs them: each product reads
+    the previous one's result, ``1 x k @ k x n`` then ``1 x n @ n x k`` in turn (the same
+    weight bytes and FLOPs both ways), so a tiny kernel is timed many times in one run
+    with nothing else between its calls. (Splitting one input into rows and summing the
+    products added two kernels per product: ~0.5 us each, double the product's time.)"""
+    blocks = max(1, min(32, int(5e5 / (2 * k * n))))
+    back = _rand(k, n) if transposed else _rand(n, k)  # the n -> k weight
+    weights = {"w": weight / math.sqrt(k), "v": back / math.sqrt(n)}  # values stay O(1)
+    nodes, last = [], "x"
+    for i in range(2 * blocks):
+        name = "w" if i % 2 == 0 else "v"
+        nodes.append(helper.make_node("Gemm", [last, name], [f"h{i}"], transB=1) if transposed
+                     else helper.make_node("MatMul", [last, name], [f"h{i}"]))
+        last = f"h{i}"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    model = _model(nodes, {"x": (1, k)}, {"y": (1, k)}, {**weights})
+    copies = 2 * blocks
+    return Bench(kind, f"{kind} {copies} x 1x{k}x{n}", model, 2.0 * copies * k * n,
                  4.0 * copies * (k + k * n + n))
 
 
@@ -146,7 +176,7 @@ def memory_bench(kind: str, n: int) -> Bench:
     if kind == "elementwise":
         model = _model([helper.make_node("Add", ["x", "z"], ["y"])],
                        {"x": (n,), "z": (n,)}, {"y": (n,)}, {})
-        return Bench(kind, f"elementwise: Add {n}", model, n, 3 * n * f)
+        return Bench(kind, f"elementwise: Add {n}", model, n, 3 * n * f, elements=n)
     if kind == "pool":  # 3x3/2 max pooling over 64 channels; n output elements
         side = max(2, round(math.sqrt(n / 64)))
         model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3],
@@ -154,23 +184,36 @@ def memory_bench(kind: str, n: int) -> Bench:
                        {"x": (1, 64, 2 * side, 2 * side)}, {"y": (1, 64, side, side)}, {})
         out = 64 * side * side
         return Bench(kind, f"pool: MaxPool 3x3/2 64x{2 * side}x{2 * side}", model, 9.0 * out,
-                     5 * out * f)
+                     5 * out * f, elements=9.0 * out)
     rows = max(1, n // 1024)
     if kind == "norm":
         model = _model([helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1)],
                        {"x": (rows, 1024)}, {"y": (rows, 1024)},
                        {"g": np.ones(1024, np.float32), "b": np.zeros(1024, np.float32)})
         return Bench(kind, f"norm: LayerNormalization {rows}x1024", model, 8.0 * rows * 1024,
-                     2 * rows * 1024 * f)
+                     2 * rows * 1024 * f, elements=rows * 1024.0)
     if kind == "reduce":
         model = _model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[-1], keepdims=1)],
                        {"x": (rows, 1024)}, {"y": (rows, 1)}, {})
         return Bench(kind, f"reduce: ReduceMean {rows}x1024", model, rows * 1024.0,
-                     (rows * 1024 + rows) * f)
+                     (rows * 1024 + rows) * f, elements=rows * 1024.0)
     side = max(2, round(n ** (1 / 3)))  # data movement: a transpose keeping the last axis
     model = _model([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2])],
                    {"x": (side, side, side)}, {"y": (side, side, side)}, {})
-    return Bench("data", f"data: Transpose {side}^3 (1,0,2)", model, 0.0, 2 * side**3 * f)
+    return Bench("data", f"data: Transpose {side}^3 (1,0,2)", model, 0.0, 2 * side**3 * f,
+                 elements=float(side**3))
 
 
 MEMORY_KINDS = ("elementwise", "pool", "norm", "reduce", "data")
+
+#: Elementwise ops timed by name (``elementwise_s``): transcendental functions, whose
+#: generated code costs what its polynomial or libm call costs per element.
+TIMED_ELEMENTWISE = ("Erf", "Tanh", "Sigmoid", "Exp", "Log")
+#: Elements of a ``unary_bench``: large enough that the per-run overheads are small.
+UNARY_ELEMENTS = 1 << 16
+
+
+def unary_bench(op: str, n: int = UNARY_ELEMENTS) -> Bench:
+    """``op`` on ``n`` elements (inputs in [0, 1): valid for Log)."""
+    model = _model([helper.make_node(op, ["x"], ["y"])], {"x": (n,)}, {"y": (n,)}, {})
+    return Bench("elementwise", f"elementwise: {op} {n}", model, float(n), 2.0 * n * 4)

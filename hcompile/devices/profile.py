@@ -186,7 +186,12 @@ class DeviceProfile:
     (the host runtime's per-node overhead, as calibration measures it), instead of to every
     kernel only;
     link: the host link (None for the host CPU); unsupported_ops: op types it cannot run;
-    fpga: the resource model (FPGAs only); source: where the profile came from.
+    fpga: the resource model (FPGAs only); elementwise_s: op type -> seconds per output
+    element of elementwise ops measured by calibration (transcendental functions, which the
+    code evaluates per element: their FLOP count says little); memory_bytes: device memory
+    capacity (None: not given; the host CPU then uses this machine's RAM, see
+    ``memory_capacity``);
+    source: where the profile came from.
     """
 
     name: str
@@ -202,11 +207,20 @@ class DeviceProfile:
     link: LinkProfile | None = None
     unsupported_ops: frozenset[str] = frozenset()
     fpga: FpgaModel | None = None
+    elementwise_s: Mapping[str, float] = field(default_factory=dict)
+    memory_bytes: float | None = None
     description: str = ""
     source: str = "<memory>"
 
     def peak(self, dtype: str) -> float:
         return float(self.peak_flops.get(dtype, self.peak_flops["float32"]))
+
+    def memory_capacity(self) -> float | None:
+        """Bytes of device memory, or None when unknown (then nothing is checked). The host
+        CPU without a figure uses this machine's RAM: what a compile here can count on."""
+        if self.memory_bytes is not None:
+            return self.memory_bytes
+        return host_memory_bytes() if self.target == "cpu" else None
 
     def compute_efficiency(self, kind: str, k: float = 1.0, n: float = 1.0) -> float:
         eff = _lookup(self.efficiency, kind)
@@ -224,7 +238,8 @@ class DeviceProfile:
         """A profile from a parsed TOML table. ``link`` may name one of ``links``."""
         known = {"name", "target", "description", "peak_flops", "mem_bandwidth", "launch_s",
                  "dispatch_s", "efficiency", "mem_efficiency", "measured_kinds",
-                 "launch_per_node", "link", "unsupported_ops", "fpga", "base", "calibration"}
+                 "launch_per_node", "link", "unsupported_ops", "fpga", "base", "calibration",
+                 "memory_bytes", "elementwise_s"}
         _check_keys(data, known, where)
         missing = [k for k in ("name", "target", "peak_flops", "mem_bandwidth", "launch_s",
                                "dispatch_s") if k not in data]
@@ -260,12 +275,17 @@ class DeviceProfile:
             link=link,
             unsupported_ops=frozenset(str(op) for op in data.get("unsupported_ops", ())),
             fpga=fpga,
+            elementwise_s={str(op): float(v) for op, v in
+                           dict(data.get("elementwise_s", {})).items()},
+            memory_bytes=_positive_or_none(data.get("memory_bytes"), f"{where}.memory_bytes"),
             description=str(data.get("description", "")),
             source=where,
         )
         unknown = sorted(profile.measured_kinds - set(OP_KINDS))
         if unknown:
             raise UsageError(f"{where}.measured_kinds: unknown op kinds {unknown}")
+        if any(v <= 0 for v in profile.elementwise_s.values()):
+            raise UsageError(f"{where}.elementwise_s: seconds per element must be positive")
         if profile.mem_bandwidth <= 0 or profile.launch_s < 0 or profile.dispatch_s < 0:
             raise UsageError(f"{where}: mem_bandwidth must be > 0, overheads >= 0")
         return profile
@@ -285,12 +305,40 @@ class DeviceProfile:
             data["measured_kinds"] = sorted(self.measured_kinds)
         if self.launch_per_node:
             data["launch_per_node"] = True
+        if self.memory_bytes is not None:
+            data["memory_bytes"] = self.memory_bytes
+        if self.elementwise_s:
+            data["elementwise_s"] = dict(self.elementwise_s)
         if self.link is not None:
             data["link"] = {"name": self.link.name, "bandwidth": self.link.bandwidth,
                             "latency_s": self.link.latency_s}
         if self.fpga is not None:
             data["fpga"] = {k: getattr(self.fpga, k) for k in self.fpga.__dataclass_fields__}
         return data
+
+
+def host_memory_bytes() -> float | None:
+    """This machine's RAM (``MemTotal`` of /proc/meminfo), or None where there is none."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return float(line.split()[1]) * 1024  # the figure is in KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _positive_or_none(raw: Any, where: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: expected a number of bytes, got {raw!r}") from None
+    if value <= 0:
+        raise UsageError(f"{where}: must be positive")
+    return value
 
 
 def _lookup(table: Mapping[str, Efficiency], kind: str) -> Efficiency | None:
