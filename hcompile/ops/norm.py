@@ -138,7 +138,9 @@ def lower_lp_norm(ctx: LowerContext, node: Node) -> Sequence[relax.Expr]:
         norm = relax.op.sqrt(relax.op.sum(relax.op.multiply(x, x), axis=[axis], keepdims=True))
     else:
         raise unsupported(node, "p", p, hint="ONNX allows p = 1 or 2")
-    return [relax.op.divide(x, norm)]
+    # A zero vector normalises to zero (the ONNX reference), not 0/0 = NaN.
+    zero = scalar(0, dtype(ctx, node))
+    return [relax.op.where(relax.op.equal(norm, zero), zero, relax.op.divide(x, norm))]
 
 
 @register("MeanVarianceNormalization", since=13)

@@ -65,12 +65,14 @@ def _log_sum_exp(
     rank = len(dims)
     kept = [a for a in range(rank) if a not in axes]
     size = math.prod(dims[a] for a in axes)
+    out = [1 if a in axes else dims[a] for a in range(rank)] if keep else [dims[a] for a in kept]
+    if size == 0:  # log of an empty sum: -inf, as the ONNX reference gives
+        return relax.op.broadcast_to(scalar(-math.inf, dt), out)
     moved = relax.op.permute_dims(x, kept + axes)
     merged = relax.op.reshape(moved, [*(dims[a] for a in kept), size])
     peak = relax.op.max(merged, axis=[-1])
     shifted_peak = relax.op.max(relax.op.nn.log_softmax(merged, axis=-1), axis=[-1])
     lse = relax.op.subtract(peak, shifted_peak)
-    out = [1 if a in axes else dims[a] for a in range(rank)] if keep else [dims[a] for a in kept]
     return relax.op.reshape(lse, out)
 
 

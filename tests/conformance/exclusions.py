@@ -84,12 +84,6 @@ KNOWN_FAILURES: list[tuple[str, str]] = [
     (r"^test_(?:if)$",
      'If on a run-time condition (data-dependent control flow)'),
     # 1
-    (r"^test_(?:l2normalization_axis_0)$",
-     'LpNormalization of a zero vector: ONNX expects 0, hcompile gives NaN (0/0)'),
-    # 1
-    (r"^test_(?:reduce_log_sum_exp_empty_set)$",
-     'ReduceLogSumExp over an empty axis: the lowering builds an un-normalised Relax expression'),
-    # 1
     (r"^test_(?:scan_sum)$",
      "Scan-8 (with a batch axis): the test's feeds disagree with its declared input ranks"),
     # 1
