@@ -5,8 +5,10 @@ Reads the cost pass's annotations (runs it when they are missing), builds the pl
 
 * ``node.meta["target"]``, ``["partition"]`` (int id), ``["est_ms"]`` (on its target),
   ``["reason"]``: ``override`` (``--place``), ``unsupported`` (no other allowed target can
-  run it), ``resource limit`` (faster on an FPGA that is full), ``single target`` or
-  ``cost``, and ``["reason_detail"]``, one sentence for people;
+  run it), ``resource limit`` (faster on a device whose DSP/BRAM/LUT or memory budget is
+  full, or, without ``cpu`` in ``--targets``, a node that does not fit the devices and
+  spills to the CPU), ``single target`` or ``cost``, and ``["reason_detail"]``, one
+  sentence for people;
 * the node order: partitions become consecutive runs of ``graph.nodes`` (still a
   topological order), numbered in execution order, so ``hcompile.plan.build_partitions``
   gives the same partitions;
@@ -16,14 +18,21 @@ Reads the cost pass's annotations (runs it when they are missing), builds the pl
 Settings in ``options.extra``: ``partitioner`` (auto|single|greedy|dp|heft|exhaustive,
 default auto), ``place`` (``["GLOB=TARGET", ...]``; the glob matches node names or op
 types, later entries win), ``devices`` (see the cost pass).
+
+``--targets`` lists the devices the user prefers; the CPU is always underneath. Without
+``cpu`` among them, every node not placed by ``--place`` may also go to the CPU, at its
+real time plus a penalty larger than any placement's latency (``place_resources.spill``),
+so the partitioners use the CPU only where a device budget forces it; one warning then
+says how far over the device the whole model would have been.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,13 +40,23 @@ import numpy as np
 from hcompile.errors import UsageError
 from hcompile.passes import cost
 from hcompile.passes.partition import PARTITIONERS, Link, Problem, Solution, Tensor, single, solve
+from hcompile.passes.place_resources import (
+    RESOURCES,
+    UNLIMITED,
+    check_placement,
+    spill,
+    spill_warning,
+    unspill,
+)
+from hcompile.passes.place_resources import budget as resource_budget
+from hcompile.passes.place_resources import resource_table as resources_of
 from hcompile.plan import summarize
 from hcompile.simulate import simulate
 
 log = logging.getLogger("hcompile")
 
 if TYPE_CHECKING:
-    from hcompile.devices import DeviceSet
+    from hcompile.devices import DeviceProfile, DeviceSet
     from hcompile.ir import Graph, Node
     from hcompile.passes import PassOptions
 
@@ -68,14 +87,18 @@ def override_for(node: Node, rules: Sequence[tuple[str, str]]) -> tuple[str, str
 
 
 def build_problem(graph: Graph, devices: DeviceSet, targets: Sequence[str],
-                  rules: Sequence[tuple[str, str]] = ()) -> tuple[Problem, list[str], list[str]]:
-    """The placement problem of an annotated graph; also each node's fixed reason (or "")
-    and its detail."""
+                  rules: Sequence[tuple[str, str]] = ()
+                  ) -> tuple[Problem, list[str], list[str], np.ndarray]:
+    """The placement problem of an annotated graph (real times); also each node's fixed
+    reason (or "") and its detail, and which nodes may spill to the CPU (``cpu`` is not
+    among ``targets``: every node not forced by ``--place`` that the CPU would not
+    otherwise run)."""
     names = ["cpu", *[t for t in targets if t != "cpu"]]
     costs = cost.node_costs(graph)
     n, ndev = len(graph.nodes), len(names)
     times = np.full((n, ndev), np.inf)
     reasons, details = [""] * n, [""] * n
+    spills = np.zeros(n, dtype=bool)
     index = {node.name: i for i, node in enumerate(graph.nodes)}
     for i, node in enumerate(graph.nodes):
         est = node.meta["cost"]["est_ms"]
@@ -96,6 +119,8 @@ def build_problem(graph: Graph, devices: DeviceSet, targets: Sequence[str],
         if not np.isfinite(times[i]).any():
             times[i, 0] = est["cpu"] / 1e3
             reasons[i] = "unsupported"
+        elif "cpu" not in targets:
+            times[i, 0], spills[i] = est["cpu"] / 1e3, True
         if unsupported and (reasons[i] or len(targets) > 1):
             reasons[i] = reasons[i] or "unsupported"
             details[i] = "; ".join(f"not on {t}: {why}" for t, why in unsupported.items()
@@ -111,30 +136,42 @@ def build_problem(graph: Graph, devices: DeviceSet, targets: Sequence[str],
             if name:
                 users = tuple(index[c.name] for c in consumers.get(name, []))
                 tensors.append(Tensor(name, i, users, float(ttype.nbytes), name in outputs))
-    links, resources, budgets = [], {}, {}
+    links: list[Link | None] = []
+    resources: dict[int, np.ndarray] = {}
+    budgets: dict[int, np.ndarray] = {}
     for d, target in enumerate(names):
         profile = devices[target]
         link = profile.link
         links.append(None if d == 0 or link is None else Link(link.latency_s, link.bandwidth))
-        if profile.fpga is not None and d > 0:
-            resources[d] = np.array([cost.fpga_resources(costs[node.name], profile.fpga)
-                                     for node in graph.nodes]).reshape(n, 3)
-            budgets[d] = np.array(profile.fpga.budget())
-            # Nodes that can only go there (the only target, or --place) go there even when
-            # the model says they overflow it: the user asked; it runs on an emulator, and
-            # a board build reports the real figures. The rest must fit what is left.
-            pinned = np.isfinite(times[:, d]) & (np.isfinite(times).sum(axis=1) == 1)
-            need = resources[d][pinned].sum(axis=0)
-            if np.any(need > budgets[d]):
-                log.warning("the %d nodes that can only run on %s need an estimated %.0f DSP, "
-                            "%.0f BRAM, %.0f LUT: more than %s offers (%.0f, %.0f, %.0f); "
-                            "placing them there anyway", int(pinned.sum()), target, *need,
-                            profile.name, *budgets[d])
-                budgets[d] = np.maximum(budgets[d], need)
+        if d > 0:
+            _add_budget(d, target, profile, times, resources, budgets,
+                        partial(resources_of, graph, costs, profile))
     problem = Problem(tuple(names), tuple(node.name for node in graph.nodes), times,
                       tuple(tensors), tuple(devices[t].dispatch_s for t in names),
                       tuple(links), resources, budgets)
-    return problem, reasons, details
+    return problem, reasons, details, spills
+
+
+def _add_budget(d: int, target: str, profile: DeviceProfile, times: np.ndarray,
+                resources: dict[int, np.ndarray], budgets: dict[int, np.ndarray],
+                table: Callable[[], np.ndarray]) -> None:
+    """Give device ``d`` its resource budget (an FPGA always; any other device only where
+    its memory could run out, so that the partitioners carry no needless state)."""
+    limit = resource_budget(profile)
+    need = table()
+    allowed = np.isfinite(times[:, d])
+    if need[allowed, 3].sum() <= limit[3]:
+        if profile.fpga is None:
+            return
+        # Memory cannot run out here: a zero column keeps the DP's Pareto fronts to the
+        # fabric (a non-binding dimension would crowd useful entries out of them).
+        need[:, 3], limit[3] = 0.0, UNLIMITED
+    # Nodes that can only go there (--place) go there even when they overflow it;
+    # place_resources.check_placement then fails the compile naming the partition. The
+    # rest must fit what is left (without cpu in --targets, they may spill to the CPU).
+    pinned = allowed & (np.isfinite(times).sum(axis=1) == 1)
+    resources[d] = need
+    budgets[d] = np.maximum(limit, need[pinned].sum(axis=0))
 
 
 def run(graph: Graph, options: PassOptions) -> bool:
@@ -151,9 +188,16 @@ def run(graph: Graph, options: PassOptions) -> bool:
             for node in graph.nodes for t in targets):
         cost.run(graph, options)
     rules = parse_overrides(list(options.extra.get("place") or []), targets)
-    problem, reasons, details = build_problem(graph, devices, targets, rules)
-    solution = solve(problem, name)
-    _explain(problem, solution, reasons, details, targets)
+    problem, reasons, details, spills = build_problem(graph, devices, targets, rules)
+    if spills.any():
+        solution = unspill(problem, solve(spill(problem, spills), name), spills)
+    else:
+        solution = solve(problem, name)
+    memory = check_placement(graph, problem, solution, devices)
+    warning = spill_warning(problem, solution, spills, devices)
+    if warning:
+        log.warning("%s", warning)
+    _explain(problem, solution, reasons, details, targets, spills)
     before = [(n.name, n.meta.get("target"), n.meta.get("partition")) for n in graph.nodes]
     _annotate(graph, problem, solution, reasons, details)
     alone = {t: single.on_device(problem, d).latency for d, t in enumerate(problem.devices)
@@ -161,34 +205,54 @@ def run(graph: Graph, options: PassOptions) -> bool:
     options.extra["plan_summary"] = summarize(
         graph, problem, solution, simulate(problem, solution.assign, solution.groups),
         alone, {t: d for t, d in devices.describe().items() if t in problem.devices})
+    for entry, nbytes in zip(options.extra["plan_summary"].partitions, memory, strict=True):
+        entry["memory_bytes"] = int(nbytes)
     after = [(n.name, n.meta.get("target"), n.meta.get("partition")) for n in graph.nodes]
     return before != after
 
 
 def _explain(problem: Problem, solution: Solution, reasons: list[str], details: list[str],
-             targets: Sequence[str]) -> None:
+             targets: Sequence[str], spills: np.ndarray) -> None:
     """Fill the reason of every node whose placement was a choice."""
     p = problem
     used = {d: p.usage(solution.assign, d) for d in p.budgets}
     for v, d in enumerate(solution.assign):
         here = p.devices[d]
+        # The CPU a node may spill to is no choice of the user's.
+        choices = [x for x in p.allowed[v] if not (spills[v] and x == 0)]
         if reasons[v] in ("override", "unsupported") and (reasons[v] == "override"
-                                                         or len(p.allowed[v]) == 1):
+                                                         or len(choices) == 1):
             continue
-        fastest = single.fastest(p, v)
+        if spills[v] and d == 0:
+            reasons[v], details[v] = "resource limit", _spilled(p, v, used)
+            continue
+        fastest = min(choices, key=lambda x: float(p.time[v, x]))
         if fastest in p.budgets and fastest != d and np.any(
                 used[fastest] + p.resources[fastest][v] > p.budgets[fastest] + 1e-9):
+            over = used[fastest] + p.resources[fastest][v] > p.budgets[fastest] + 1e-9
+            full = "/".join(r for r, o in zip(RESOURCES, over, strict=True) if o)
             reasons[v] = "resource limit"
             details[v] = (f"{_ms(p.time[v, fastest])} on {p.devices[fastest]}, but its "
-                          f"DSP/BRAM/LUT budget is used up; {_ms(p.time[v, d])} on {here}")
+                          f"{full} budget is used up; {_ms(p.time[v, d])} on {here}")
         elif len(targets) == 1:
             reasons[v], details[v] = "single target", f"only target: {here}"
         else:
             reasons[v] = "cost"
-            others = ", ".join(f"{_ms(p.time[v, x])} on {p.devices[x]}" for x in p.allowed[v]
+            others = ", ".join(f"{_ms(p.time[v, x])} on {p.devices[x]}" for x in choices
                                if x != d)
             details[v] = f"{_ms(p.time[v, d])} on {here}" + (f" (vs {others})" if others
                                                               else "")
+
+
+def _spilled(p: Problem, v: int, used: dict[int, np.ndarray]) -> str:
+    """Detail of a node that spilled to the CPU: the devices it did not fit, and why."""
+    full = []
+    for d in p.allowed[v]:
+        if d in p.budgets:
+            over = used[d] + p.resources[d][v] > p.budgets[d] + 1e-9
+            names = "/".join(r for r, o in zip(RESOURCES, over, strict=True) if o)
+            full.append(f"{p.devices[d]} ({names or 'resource'} budget used up)")
+    return f"would not fit {' or '.join(full)}; {_ms(p.time[v, 0])} on cpu"
 
 
 def _ms(seconds: float) -> str:

@@ -106,10 +106,11 @@ def test_unsupported_ops_stay_on_the_cpu_and_cannot_be_forced(tmp_path):
 
 
 def _zoo(zoo_path, name: str, targets: list[str], devs: DeviceSet,
+         shapes: dict[str, tuple[int, ...]] | None = None,
          **extra: object) -> tuple[Graph, PassOptions]:
     from hcompile.frontend import import_model
 
-    graph, _ = import_model(zoo_path(name))
+    graph, _ = import_model(zoo_path(name), shapes)
     options = PassOptions(targets=targets, verify=True, extra={"devices": devs, **extra})
     run_pipeline(graph, options)
     return graph, options
@@ -139,9 +140,20 @@ def test_with_a_slow_link_small_models_stay_on_the_cpu(zoo_path, tmp_path, name)
 
 
 def test_the_same_small_model_goes_to_the_gpu_over_a_fast_link(zoo_path, tmp_path):
+    # lenet5 at batch 4: ~2x faster on the H100 over its own (fast) link, ~2x slower over
+    # the slow link (at batch 1 the CPU's dense schedules win over either link).
+    batch = {"x": (4, 1, 28, 28)}
     fast = devices(tmp_path, '[gpu]\nbase = "nvidia-h100"\n')
-    graph, _ = _zoo(zoo_path, "lenet5", ["cpu", "gpu"], fast)
-    assert all(n.meta["target"] == "gpu" for n in graph.nodes if n.op in HEAVY)
+    graph, options = _zoo(zoo_path, "lenet5", ["cpu", "gpu"], fast, batch)
+    heavy = [n for n in graph.nodes if n.op in HEAVY]
+    assert heavy and all(n.meta["target"] == "gpu" for n in heavy)
+    summary = options.extra["plan_summary"]
+    assert summary.predicted_ms < summary.single_device_ms["cpu"]
+    slow = devices(tmp_path, '[gpu]\nbase = "nvidia-h100"\nlink = "slow-link"\n')
+    graph, options = _zoo(zoo_path, "lenet5", ["cpu", "gpu"], slow, batch)
+    assert {n.meta["target"] for n in graph.nodes} == {"cpu"}
+    summary = options.extra["plan_summary"]
+    assert summary.single_device_ms["gpu"] > summary.single_device_ms["cpu"]
 
 
 def test_a_small_fpga_holds_only_what_fits(zoo_path, tmp_path):
@@ -255,13 +267,30 @@ def test_a_mixed_cpu_fpga_plan_compiles_and_runs(zoo_path, tmp_path, monkeypatch
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_nodes_with_nowhere_else_to_go_overflow_the_fpga_with_a_warning(zoo_path, tmp_path,
-                                                                       caplog):
-    tiny = devices(tmp_path, '[fpga]\nbase = "alveo-u250"\nfpga = {dsp = 100, lut = 50000}\n')
-    with caplog.at_level("WARNING", logger="hcompile"):
-        graph, _ = _zoo(zoo_path, "lenet5", ["fpga"], tiny)
-    assert {n.meta["target"] for n in graph.nodes} == {"fpga"}  # the only target: as asked
-    assert "can only run on fpga need an estimated" in caplog.text
+def test_without_cpu_in_targets_what_overflows_the_fpga_spills_to_the_cpu(zoo_path,
+                                                                         tmp_path, caplog):
+    # The only target: the CPU is still underneath, and takes what does not fit.
+    tiny = devices(tmp_path, '[fpga]\nbase = "alveo-u250"\nfpga = {dsp = 500, lut = 100000}\n')
+    for partitioner in ("single", "greedy", "dp", "heft", "exhaustive", "auto"):
+        caplog.clear()
+        graph, options = _zoo(zoo_path, "lenet5", ["fpga"], tiny, partitioner=partitioner)
+        summary = options.extra["plan_summary"]
+        problem, assign = summary.problem, summary.solution.assign
+        assert problem.fits(assign), partitioner
+        spilled = [n for n in graph.nodes if n.meta["target"] == "cpu"]
+        assert spilled and {n.meta["reason"] for n in spilled} == {"resource limit"}
+        assert all(n.meta["reason_detail"].startswith("would not fit fpga (")
+                   for n in spilled)
+        # Each spilled node was needed on the CPU: none of them fits what is left.
+        fpga = problem.devices.index("fpga")
+        used = problem.usage(assign, fpga)
+        for n in spilled:
+            v = problem.names.index(n.name)
+            assert np.any(used + problem.resources[fpga][v] > problem.budgets[fpga]), n.name
+        assert any(n.meta["target"] == "fpga" for n in graph.nodes)
+        assert summary.predicted_ms < 1e3  # the penalty steers, it is not reported
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "fpga (alveo-u250): the model needs" in warnings[0]
     # With the CPU allowed, a pinned node still goes there, and nothing else joins it.
     graph, options = _zoo(zoo_path, "lenet5", ["cpu", "fpga"], tiny,
                           place=["/features/features.0/Conv=fpga"])

@@ -56,7 +56,8 @@ def placement(problem: Problem, max_states: int | None = None) -> list[int]:
     # A key is (device of the last node, masks of the live tensors); each key keeps its
     # Pareto front of entries. history[v] is the layer before node v (for backtracking).
     keys: list[tuple[int, tuple[int, ...]]] = [(-1, tuple(host_bit for _ in live))]
-    layer: dict[int, list[Entry]] = {0: [(0.0, (0.0,) * (3 * len(budgeted)), -1, -1, -1)]}
+    width = len(next(iter(budgets.values()))) if budgets else 0  # resources per device
+    layer: dict[int, list[Entry]] = {0: [(0.0, (0.0,) * (width * len(budgeted)), -1, -1, -1)]}
     history: list[dict[int, list[Entry]]] = []
     for v in range(p.n):
         pos = {t: i for i, t in enumerate(live)}
@@ -67,7 +68,7 @@ def placement(problem: Problem, max_states: int | None = None) -> list[int]:
         for d in p.allowed[v]:
             add = times[v][d] + sum(xfer[t][d][HOST] for t in p.outputs[v]
                                     if p.tensors[t].output)
-            slot = budgeted.index(d) * 3 if d in budgets else -1
+            slot = budgeted.index(d) * width if d in budgets else -1
             moves.append((d, 1 << d, add, (1 << d,) * len(born), slot))
         next_index: dict[tuple[int, tuple[int, ...]], int] = {}
         next_keys: list[tuple[int, tuple[int, ...]]] = []
@@ -92,11 +93,11 @@ def placement(problem: Problem, max_states: int | None = None) -> list[int]:
                 front = next_layer[nid]
                 for idx, (cost, used, *_rest) in enumerate(entries):
                     if slot >= 0:
-                        grown = [u + r for u, r in zip(used[slot:slot + 3], resources[d][v],
+                        grown = [u + r for u, r in zip(used[slot:slot + width], resources[d][v],
                                                        strict=True)]
                         if any(g > b + 1e-9 for g, b in zip(grown, budgets[d], strict=True)):
                             continue
-                        used = (*used[:slot], *grown, *used[slot + 3:])
+                        used = (*used[:slot], *grown, *used[slot + width:])
                     _insert(front, (cost + add, used, kid, idx, d))
         history.append(layer)
         keys, layer = next_keys, _beam(next_layer, cap)

@@ -52,7 +52,7 @@ def solve(problem: Problem, max_seconds: float = MAX_SECONDS,
     assign = [HOST] * p.n
     finish = [0.0] * p.n
     load = [0.0] * ndev
-    used = {d: np.zeros(3) for d in p.budgets}
+    used = {d: np.zeros_like(b) for d, b in p.budgets.items()}
     stats = {"leaves": 0, "nodes": 0, "timed_out": False}
 
     def bound_node(v: int, d: int) -> float:

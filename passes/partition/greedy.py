@@ -17,7 +17,7 @@ from hcompile.passes.partition.problem import HOST, Problem
 def placement(problem: Problem) -> list[int]:
     p = problem
     assign = [HOST] * p.n
-    used = {d: np.zeros(3) for d in p.budgets}
+    used = {d: np.zeros_like(b) for d, b in p.budgets.items()}
     for v in range(p.n):
         best_d, best_cost = p.allowed[v][0], float("inf")
         for d in p.allowed[v]:

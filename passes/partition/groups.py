@@ -216,7 +216,7 @@ def fit_budget(problem: Problem, assign: list[int]) -> tuple[list[int], list[int
     for dev, budget in p.budgets.items():
         res = p.resources[dev]
         on = np.array([a == dev for a in assign])
-        used = res[on].sum(axis=0) if on.any() else np.zeros(3)
+        used = res[on].sum(axis=0) if on.any() else np.zeros_like(budget)
         if np.all(used <= budget + 1e-9):
             continue
         others = p.time.copy()

@@ -60,7 +60,7 @@ def placement(problem: Problem) -> list[int]:
     finish = [0.0] * p.n
     starts: list[list[float]] = [[] for _ in p.devices]
     ends: list[list[float]] = [[] for _ in p.devices]
-    used = {d: np.zeros(3) for d in p.budgets}
+    used = {d: np.zeros_like(b) for d, b in p.budgets.items()}
     for v in order:
         best = (float("inf"), p.allowed[v][0], 0.0, 0.0)
         for d in p.allowed[v]:

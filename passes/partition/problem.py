@@ -46,8 +46,9 @@ class Problem:
     """devices: target names (``devices[0] == "cpu"``, the host); names: node names in
     topological order; time: (nodes, devices) seconds, read-only once constructed (make a
     new Problem to change it); tensors: data edges; dispatch: cost of starting a partition,
-    per device; links: per device (None for the host); resources: device -> (nodes, 3)
-    DSP/BRAM/LUT each node needs there; budgets: device -> (3,) limit."""
+    per device; links: per device (None for the host); resources: device -> (nodes, r)
+    of what each node needs there (DSP/BRAM/LUT/memory bytes from the place pass); budgets:
+    device -> (r,) limit."""
 
     devices: tuple[str, ...]
     names: tuple[str, ...]
@@ -116,7 +117,7 @@ class Problem:
         """Resources the nodes assigned to ``device`` use there."""
         res = self.resources.get(device)
         if res is None:
-            return np.zeros(3)
+            return np.zeros(len(next(iter(self.budgets.values()), np.zeros(3))))
         mask = np.fromiter((a == device for a in assign), bool, len(assign))
         return res[mask].sum(axis=0)
 
