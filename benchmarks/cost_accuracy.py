@@ -51,7 +51,7 @@ def main() -> None:
     import hcompile
     from hcompile.devices import calibrate, load_devices
     from hcompile.frontend import import_model
-    from hcompile.passes import PassOptions, run_pipeline
+    from hcompile.passes import PassOptions, cost, run_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calibrate", action="store_true", help="re-calibrate first")
@@ -66,10 +66,10 @@ def main() -> None:
     devices = load_devices()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"host profile: {devices['cpu'].name} ({devices['cpu'].source})")
-    print(f"{'model':12s} {'nodes':>5s} {'predicted ms':>12s} {'best ms':>10s} "
+    print(f"{'model':12s} {'nodes':>5s} {'kernels':>7s} {'predicted ms':>12s} {'best ms':>10s} "
           f"{'median ms':>10s} {'error':>7s} {'vs median':>9s}")
     names = args.models.split(",")
-    predicted, runs, sizes = {}, {}, {}
+    predicted, runs, sizes, kernels = {}, {}, {}, {}
     for name in names:
         path = ROOT / "models" / "onnx" / f"{name}.onnx"
         graph, _ = import_model(path)
@@ -77,6 +77,8 @@ def main() -> None:
         run_pipeline(graph, options)
         predicted[name] = options.extra["plan_summary"].predicted_ms
         sizes[name] = len(graph.nodes)
+        # Kernels as the cost model groups them (one launch each), fused nodes not counted.
+        kernels[name] = sum(not c.view and not c.fused for c in cost.node_costs(graph).values())
         exe = hcompile.load(hcompile.compile(path, targets=["cpu"]))
         rng = np.random.default_rng(0)
         feeds = {s.name: rng.random(s.shape).astype(s.dtype) for s in exe.inputs}
@@ -91,8 +93,8 @@ def main() -> None:
         median = statistics.median(statistics.median(r) for r in times[name])
         error = predicted[name] / best - 1
         errors.append(error)
-        print(f"{name:12s} {sizes[name]:5d} {predicted[name]:12.3f} {best:10.3f} "
-              f"{median:10.3f} {error:+7.0%} {predicted[name] / median - 1:+9.0%}")
+        print(f"{name:12s} {sizes[name]:5d} {kernels[name]:7d} {predicted[name]:12.3f} "
+              f"{best:10.3f} {median:10.3f} {error:+7.0%} {predicted[name] / median - 1:+9.0%}")
     if args.per_op:
         for name in names:
             per_op(ROOT / "models" / "onnx" / f"{name}.onnx", devices)

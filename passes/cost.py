@@ -12,9 +12,11 @@ no separate memory term; elementwise ops a profile timed by name (``elementwise_
 calibrated host's transcendental functions) take their measured seconds per element as the
 compute term. FPGA kernels are spatial: a conv/matmul kernel
 computes ``mac_lanes`` multiply-adds per cycle, any other kernel ``lanes`` elements per
-cycle, at the profile's clock. Elementwise nodes that TVM fuses into their producer (the
-producer's output has no other consumer) cost no launch and no extra memory traffic beyond
-their other inputs; shape-only nodes (Reshape, Flatten, Squeeze, Unsqueeze) cost nothing.
+cycle, at the profile's clock. Nodes that TVM fuses into another node's kernel
+(``kernel_groups``: elementwise tails, injective slices feeding elementwise gates) cost no
+launch (the launch is charged once per kernel, to its head) and, elementwise ones, no extra
+memory traffic beyond their other inputs; shape-only nodes (Reshape, Flatten, Squeeze,
+Unsqueeze) cost nothing.
 
 Annotation: ``node.meta["cost"] = {"kind", "flops", "bytes", "est_ms": {target: ms}}`` for
 every target the node can run on; ``node.meta["unsupported"] = {target: reason}``.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hcompile.devices import DeviceProfile, DeviceSet, FpgaModel, load_devices
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from hcompile.passes import PassOptions
 
 MAC_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul", "matmul_t",
-             "matvec", "matvec_t")
+             "matvec", "matvec_t", "batched_matvec")
 
 _KIND_OF = {
     **dict.fromkeys(("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"), "conv"),
@@ -77,7 +79,9 @@ class OpCost:
     kind: op kind; flops: arithmetic; bytes: device-memory traffic; elements: items an FPGA
     pipeline processes; weight_bytes: constant inputs; k: reduction length; n: output row
     length; dtype: compute dtype; fused: fused into its producer's kernel; view: no kernel;
-    op: the ONNX op type (profiles time some elementwise ops by name).
+    op: the ONNX op type (profiles time some elementwise ops by name); converted, conversions:
+    elements and tensors the CPU converts into or out of its convs' blocked layout around
+    this node (``blocked_conversions``; devices without that layout ignore them).
     """
 
     kind: str
@@ -91,18 +95,26 @@ class OpCost:
     fused: bool = False
     view: bool = False
     op: str = ""
+    converted: float = 0.0
+    conversions: int = 0
 
 
 def op_kind(node: Node, types: dict[str, TensorType]) -> str:
     """The op kind. Code generators run these variants at their own rates: ``matvec`` (one
-    output row), ``*_t`` (a Gemm with transposed weights), ``depthwise`` (one input channel
-    per group), ``strided_*`` (a convolution with a stride above 1). Profiles that do not
-    list a variant use its parent kind (``KIND_PARENT``)."""
+    output row), ``batched_matvec`` (one row per product in a batch of them), ``*_t`` (a
+    Gemm with transposed weights), ``depthwise`` (one input channel per group), ``strided_*``
+    (a convolution with a stride above 1). Profiles that do not list a variant use its
+    parent kind (``KIND_PARENT``)."""
     kind = _KIND_OF.get(node.op, "elementwise")
     if kind == "matmul" and node.outputs and node.output_types:
         shape = node.output_types[0].shape
         if len(shape) >= 1 and math.prod(shape[:-1]) == 1:
             kind = "matvec"
+        elif len(shape) >= 3 and shape[-2] == 1:
+            # One row per product in every batch: (16, 1, 256) @ (256, 768) runs as 16 row
+            # products, 106-116 us; 33-38 us as (16, 256) @ (256, 768) (the transformer's
+            # attention input projections).
+            kind = "batched_matvec"
         if node.op == "Gemm" and node.attr("transB", 0):
             kind += "_t"
     if kind == "conv" and node.op == "Conv" and len(node.inputs) > 1:
@@ -138,7 +150,7 @@ def op_cost(node: Node, graph: Graph, types: dict[str, TensorType],
         k, flops = _conv_flops(node, types, out_size)
         n = float(math.prod(out.shape[2:])) if len(out.shape) > 2 else n
         elements = flops / 2
-    elif kind.startswith(("matmul", "matvec")):
+    elif kind.startswith(("matmul", "matvec", "batched_matvec")):
         k, flops = _matmul_flops(node, types, out_size)
         elements = flops / 2
     elif kind == "pool":
@@ -205,7 +217,10 @@ def node_seconds(cost: OpCost, profile: DeviceProfile) -> float:
     else:
         eff = profile.compute_efficiency(cost.kind, cost.k, cost.n)
         compute = cost.flops / (profile.peak(cost.dtype) * eff)
-    return launch + max(compute, memory)
+    layout = 0.0
+    if profile.layout_conversion_s and cost.conversions:
+        layout = cost.converted * profile.layout_conversion_s + cost.conversions * profile.launch_s
+    return launch + max(compute, memory) + layout
 
 
 def fpga_resources(cost: OpCost, model: FpgaModel) -> tuple[float, float, float]:
@@ -284,33 +299,140 @@ def devices_for(options: PassOptions) -> DeviceSet:
     return devices
 
 
-def fused_nodes(graph: Graph) -> set[str]:
-    """Elementwise nodes TVM fuses into the kernel of one of their inputs' producers: a
-    producer whose output only this node reads, and whose kind fuses an elementwise tail
-    (convolutions, matmuls, pooling, elementwise and data-movement ops)."""
+#: Data-movement ops TVM computes inline (injective): fused into their consumers' kernel
+#: when every consumer is elementwise or injective (the LSTM's gate slices). Split (a tuple
+#: of outputs) and Gather (``take``) stay kernels of their own.
+INJECTIVE_OPS = frozenset(("Slice", "Transpose", "Concat", "Expand", "Tile", "Pad",
+                           "DepthToSpace", "SpaceToDepth"))
+
+
+def kernel_groups(graph: Graph) -> dict[str, str]:
+    """Node name -> the name of the node that heads its kernel, as TVM's operator fusion
+    groups them: an elementwise node joins the kernel of an input's producer when it is
+    that output's only consumer and the producer is a conv/matmul, pooling, elementwise or
+    data op (at most one conv/matmul per kernel); an injective data op (``INJECTIVE_OPS``)
+    whose consumers are all elementwise or injective joins their kernels. A kernel's head is
+    its first node that is not a view; views head nothing (no kernel at all).
+
+    The host's per-kernel overhead is charged once per head: the LSTM has 566 nodes but
+    ~122 kernels per run (3 per step: the gate product, and two fused slice+gate kernels).
+    """
     producers = graph.producers()
     consumers = graph.consumers()
     types = graph.tensor_types()
-    fused: set[str] = set()
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
+    parent = {n.name: n.name for n in graph.nodes}
+    macs = {n.name: int(_KIND_OF.get(n.op, "elementwise") in ("conv", "matmul"))
+            for n in graph.nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra == rb or macs[ra] + macs[rb] > 1:
+            return
+        if order[rb] < order[ra]:
+            ra, rb = rb, ra
+        parent[rb] = ra
+        macs[ra] += macs[rb]
+
+    def light(node: Node) -> bool:
+        return node.op in VIEW_OPS or node.op in INJECTIVE_OPS or \
+            _KIND_OF.get(node.op, "elementwise") == "elementwise"
+
     fusable_producers = (*MAC_KINDS, "elementwise", "pool", "data")
     for node in graph.nodes:
-        if node.op in VIEW_OPS or _KIND_OF.get(node.op, "elementwise") != "elementwise":
+        if node.op in VIEW_OPS:
             continue
-        for name in dict.fromkeys(i for i in node.inputs if i):
-            producer = producers.get(name)
-            if producer is None or len(consumers.get(name, [])) != 1:
-                continue
-            if producer.op in VIEW_OPS or op_kind(producer, types) in fusable_producers:
-                fused.add(node.name)
-                break
-    return fused
+        if _KIND_OF.get(node.op, "elementwise") == "elementwise":
+            for name in dict.fromkeys(i for i in node.inputs if i):
+                producer = producers.get(name)
+                if producer is None or len(consumers.get(name, [])) != 1:
+                    continue
+                if producer.op in VIEW_OPS or op_kind(producer, types) in fusable_producers:
+                    union(producer.name, node.name)
+        elif node.op in INJECTIVE_OPS:
+            users = [c for o in node.outputs if o for c in consumers.get(o, [])]
+            if users and all(light(c) for c in users):
+                for c in users:
+                    union(node.name, c.name)
+    heads: dict[str, str] = {}
+    for node in graph.nodes:  # topological order: a group's first non-view node heads it
+        if node.op not in VIEW_OPS:
+            heads.setdefault(find(node.name), node.name)
+    return {n.name: heads.get(find(n.name), n.name) for n in graph.nodes}
+
+
+def fused_nodes(graph: Graph) -> set[str]:
+    """Nodes that run inside another node's kernel (``kernel_groups``): they cost no launch;
+    an elementwise one no extra memory traffic beyond its other inputs. Views are not
+    listed (they have no kernel at all)."""
+    views = {n.name for n in graph.nodes if n.op in VIEW_OPS}
+    return {name for name, head in kernel_groups(graph).items()
+            if head != name and name not in views}
+
+
+_BLOCKED_ELEMENTWISE = frozenset(("Add", "Sub", "Mul", "Div", "Max", "Min", "Clip", "Relu",
+                                  "Sigmoid", "Tanh", "BatchNormalization"))
+
+
+def blocked_conversions(graph: Graph) -> dict[str, tuple[float, int]]:
+    """Node -> (elements, tensors) the CPU target converts into or out of its convs' blocked
+    layout (``targets/llvm_cpu/layout.py``) around the node: float32 convs (groups 1 or
+    depthwise) with a multiple of 4 output channels run blocked, and so do elementwise ops
+    and pools of blocked tensors; a blocked conv reading an NCHW tensor converts it in, and
+    a blocked tensor that an NCHW node (or the graph's output) reads is converted out once.
+    Those conversions are kernels of their own (lenet5: 2 of its 9)."""
+    types = graph.tensor_types()
+    producers = graph.producers()
+    consumers = graph.consumers()
+    blocked: set[str] = set()
+    for node in graph.nodes:
+        out = node.output_types[0] if node.output_types else None
+        if out is None or len(out.shape) != 4 or out.dtype != "float32":
+            continue
+        if node.op == "Conv" and len(node.inputs) > 1 and int(out.shape[1]) % 4 == 0:
+            w = types[node.inputs[1]].shape
+            group = int(node.attr("group", 1))
+            if group == 1 or (len(w) > 1 and w[1] == 1):
+                blocked.add(node.name)
+        elif node.op in _BLOCKED_ELEMENTWISE | {"MaxPool", "AveragePool"} \
+                and int(out.shape[1]) % 4 == 0 and any(
+                    producers.get(i) is not None and producers[i].name in blocked
+                    for i in node.inputs if i):
+            blocked.add(node.name)
+    result: dict[str, tuple[float, int]] = {}
+    outputs = set(graph.outputs)
+    for node in graph.nodes:
+        if node.name not in blocked:
+            continue
+        elements, count = 0.0, 0
+        if node.op == "Conv":
+            x = node.inputs[0]
+            producer = producers.get(x)
+            if producer is None or producer.name not in blocked:
+                elements, count = elements + types[x].size, count + 1
+        result_name = node.outputs[0]
+        if result_name in outputs or any(c.name not in blocked
+                                         for c in consumers.get(result_name, [])):
+            elements, count = elements + types[result_name].size, count + 1
+        if count:
+            result[node.name] = (float(elements), count)
+    return result
 
 
 def node_costs(graph: Graph) -> dict[str, OpCost]:
     """OpCost of every node, by name."""
     types = graph.tensor_types()
     fused = fused_nodes(graph)
-    return {n.name: op_cost(n, graph, types, n.name in fused) for n in graph.nodes}
+    costs = {n.name: op_cost(n, graph, types, n.name in fused) for n in graph.nodes}
+    for name, (elements, count) in blocked_conversions(graph).items():
+        costs[name] = replace(costs[name], converted=elements, conversions=count)
+    return costs
 
 
 def run(graph: Graph, options: PassOptions) -> bool:

@@ -19,22 +19,42 @@ OPSET = 17
 #: kind -> (k values, n values) measured.
 GRIDS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "conv": ((16, 64, 256, 576, 2304), (49, 196, 784, 3136)),
-    "strided_conv": ((64, 147, 576), (49, 196, 784, 3136, 12544)),
+    "strided_conv": ((27, 64, 147, 576), (49, 196, 784, 3136, 12544)),
     "depthwise": ((9,), (49, 196, 784, 3136, 12544)),
     "strided_depthwise": ((9,), (49, 196, 784, 3136)),
     "matmul": ((16, 64, 256, 1024), (256, 1024)),
     "matmul_t": ((64, 256, 1024), (256, 1024)),
     "matvec": ((64, 256, 1024), (128, 1024)),
     "matvec_t": ((64, 128, 256, 512, 1024), (128, 1024)),
+    "batched_matvec": ((256, 1024), (256, 1024)),
 }
 
 #: Memory-bound kinds are measured at these sizes (elements processed): from cache-resident
 #: to main-memory activations.
 MEMORY_SIZES = (1 << 14, 1 << 17, 1 << 20)
 
-#: conv reduction length k -> (input channels, kernel size); 64 output channels.
-_CONV_K = {16: (16, 1), 64: (64, 1), 147: (3, 7), 256: (256, 1), 576: (64, 3),
+#: conv reduction length k -> (input channels, kernel size). Chained convs keep the channel
+#: count; strided ones double it (resnet's downsampling convs: 64 -> 128, ...), stems (3
+#: input channels, mobilenet's 3x3 and resnet's 7x7) have 32 or 64 outputs.
+_CONV_K = {16: (16, 1), 27: (3, 3), 64: (64, 1), 147: (3, 7), 256: (256, 1), 576: (64, 3),
            2304: (256, 3)}
+
+#: Depthwise convs' channels by input size (as mobilenet has them: wider when smaller), so
+#: that a small-n depthwise conv is not a few microseconds lost in the noise.
+_DEPTHWISE_CHANNELS = {12544: 96, 3136: 144, 784: 192, 196: 384, 49: 576}
+
+
+def depthwise_channels(n_in: int) -> int:
+    """Channels of the depthwise benchmarks whose input has ``n_in`` pixels."""
+    return _DEPTHWISE_CHANNELS.get(n_in, 96)
+
+
+def conv_channels(kind: str, k: int) -> tuple[int, int, int]:
+    """(input channels, output channels, kernel size) of a dense-conv benchmark."""
+    cin, kernel = _CONV_K[k]
+    if kind in CHAINED_KINDS:
+        return cin, cin, kernel
+    return cin, (2 * cin if cin >= 16 else 32 if kernel == 3 else 64), kernel
 
 
 @dataclass(frozen=True)
@@ -72,26 +92,30 @@ def add_model(shape: tuple[int, ...]) -> onnx.ModelProto:
 
 
 def small_op_chain(blocks: int, width: int = 16) -> onnx.ModelProto:
-    """``blocks`` x (MatMul, Split, Tanh, Sigmoid, Mul) on a 1 x width row, like a recurrent
-    cell: the per-node overhead of the runtime and of the code around tiny kernels."""
-    nodes, weights, last = [], {}, "x"
+    """``blocks`` x (MatMul, two Slices, Tanh, Sigmoid, Mul) on a 1 x width row, like a
+    recurrent cell's gates: 2 kernels per block after fusion (the product, and the slices
+    with the gates), as the LSTM's steps run; the per-kernel overhead of the runtime and of
+    the code around tiny kernels."""
+    nodes, last = [], "x"
+    weights: dict[str, np.ndarray] = {
+        "lo": np.array([0], np.int64), "mid": np.array([width], np.int64),
+        "hi": np.array([2 * width], np.int64), "axis": np.array([1], np.int64)}
     for i in range(blocks):
         weights[f"w{i}"] = _rand(width, 2 * width) * 0.1
         nodes += [helper.make_node("MatMul", [last, f"w{i}"], [f"m{i}"]),
-                  helper.make_node("Split", [f"m{i}"], [f"a{i}", f"b{i}"], axis=1,
-                                   num_outputs=2),
+                  helper.make_node("Slice", [f"m{i}", "lo", "mid", "axis"], [f"a{i}"]),
+                  helper.make_node("Slice", [f"m{i}", "mid", "hi", "axis"], [f"b{i}"]),
                   helper.make_node("Tanh", [f"a{i}"], [f"t{i}"]),
                   helper.make_node("Sigmoid", [f"b{i}"], [f"s{i}"]),
                   helper.make_node("Mul", [f"t{i}", f"s{i}"], [f"h{i}"])]
         last = f"h{i}"
     nodes.append(helper.make_node("Identity", [last], ["y"]))
-    model = _model(nodes, {"x": (1, width)}, {"y": (1, width)}, weights)
-    model.opset_import[0].version = 18  # Split's num_outputs
-    return model
+    return _model(nodes, {"x": (1, width)}, {"y": (1, width)}, weights)
 
 
-#: Nodes per block of ``small_op_chain``.
-CHAIN_BLOCK = 5
+#: Nodes and kernels (after TVM's fusion) per block of ``small_op_chain``.
+CHAIN_BLOCK = 6
+CHAIN_KERNELS = 2
 
 
 #: Kinds timed as the marginal cost of one more convolution in a chain of ``CHAIN_CONVS``
@@ -111,6 +135,12 @@ def compute_bench(kind: str, k: int, n: int, repeats: int = 1) -> Bench:
     weight = _rand(n, k) if transposed else _rand(k, n)
     if kind.startswith("matvec"):
         return _matvec_bench(kind, k, n, weight, transposed)
+    if kind == "batched_matvec":  # 16 one-row products in one MatMul, as attention has them
+        batch = 16
+        model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], {"x": (batch, 1, k)},
+                       {"y": (batch, 1, n)}, {"w": weight})
+        return Bench(kind, f"{kind} {batch}x1x{k}x{n}", model, 2.0 * batch * k * n,
+                     4.0 * (batch * k + k * n + batch * n))
     # Rows as models have them (sequence lengths, batches: tens), capped at 64: a 244-row
     # 32x256 product ran at 120 GFLOP/s, a 20-row one at 184 (the LSTM's input projections
     # were predicted 2x too slow); at least ~4 MFLOP where that cap allows.
@@ -125,10 +155,10 @@ def _conv_bench(kind: str, k: int, n: int, repeats: int) -> Bench:
     size = round(math.sqrt(n))  # output size
     stride = 2 if kind.startswith("strided_") else 1
     if kind.endswith("conv"):
-        cin, kernel = _CONV_K[k]
-        cout, group = (cin if kind in CHAINED_KINDS else 64), 1
+        cin, cout, kernel = conv_channels(kind, k)
+        group = 1
     else:
-        cin = cout = group = 96
+        cin = cout = group = depthwise_channels((size * stride) ** 2)
         kernel = 3
     nodes, weights, last = [], {}, "x"
     for i in range(repeats):
@@ -145,7 +175,11 @@ def _conv_bench(kind: str, k: int, n: int, repeats: int) -> Bench:
     nbytes = 4.0 * repeats * (cin * (size * stride) ** 2 + cout * size * size
                               + cout * (cin // group) * kernel * kernel)
     suffix = f" x{repeats}" if repeats > 1 else ""
-    return Bench(kind, f"{kind} k={k} n={size}x{size}{suffix}", model, flops, nbytes)
+    # Elements the blocked layout converts around a lone conv: its input and its output (the
+    # cost model charges conversions where a model has them, ``passes.cost.blocked_conversions``).
+    converted = float(cin * (size * stride) ** 2 + cout * size * size)
+    return Bench(kind, f"{kind} k={k} n={size}x{size}{suffix}", model, flops, nbytes,
+                 elements=converted)
 
 
 def _matvec_bench(kind: str, k: int, n: int, weight: np.ndarray, transposed: bool) -> Bench:
@@ -177,14 +211,12 @@ def memory_bench(kind: str, n: int) -> Bench:
         model = _model([helper.make_node("Add", ["x", "z"], ["y"])],
                        {"x": (n,), "z": (n,)}, {"y": (n,)}, {})
         return Bench(kind, f"elementwise: Add {n}", model, n, 3 * n * f, elements=n)
-    if kind == "pool":  # 3x3/2 max pooling over 64 channels; n output elements
+    if kind == "pool":  # 3x3/2 max pooling over 64 channels, after a 1x1 conv (see pool_base)
         side = max(2, round(math.sqrt(n / 64)))
-        model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3],
-                                         strides=[2, 2], pads=[1] * 4)],
-                       {"x": (1, 64, 2 * side, 2 * side)}, {"y": (1, 64, side, side)}, {})
+        model = _pool_model(side, pool=True)
         out = 64 * side * side
-        return Bench(kind, f"pool: MaxPool 3x3/2 64x{2 * side}x{2 * side}", model, 9.0 * out,
-                     5 * out * f, elements=9.0 * out)
+        return Bench(kind, f"pool: Conv+MaxPool 3x3/2 64x{2 * side}x{2 * side}", model,
+                     9.0 * out, 5 * out * f, elements=9.0 * out)
     rows = max(1, n // 1024)
     if kind == "norm":
         model = _model([helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1)],
@@ -205,6 +237,30 @@ def memory_bench(kind: str, n: int) -> Bench:
 
 
 MEMORY_KINDS = ("elementwise", "pool", "norm", "reduce", "data")
+
+
+def _pool_model(side: int, pool: bool) -> onnx.ModelProto:
+    x = (1, 64, 2 * side, 2 * side)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1])]
+    if pool:
+        nodes.append(helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3],
+                                      strides=[2, 2], pads=[1] * 4))
+    else:
+        nodes.append(helper.make_node("Identity", ["c"], ["y"]))
+    out = (1, 64, side, side) if pool else x
+    return _model(nodes, {"x": x}, {"y": out}, {"w": _rand(64, 64, 1, 1) / 8.0})
+
+
+def pool_base(n: int) -> Bench:
+    """The 1x1 conv that ``memory_bench("pool", n)`` pools, alone. Models pool a conv's
+    output in the conv's blocked layout, a much faster kernel than pooling an NCHW input
+    (resnet18's stem MaxPool: 0.2 ms in the model, 3 ms alone), so the pool is timed as
+    the difference of the two, corrected for the layout conversions (see calibrate).
+    ``elements``: the conv output elements the pool's output replaces in the conversion."""
+    side = max(2, round(math.sqrt(n / 64)))
+    return Bench("pool", f"pool base: Conv 64x{2 * side}x{2 * side}",
+                 _pool_model(side, pool=False), 0.0, 0.0,
+                 elements=float(64 * (4 * side * side - side * side)))
 
 #: Elementwise ops timed by name (``elementwise_s``): transcendental functions, whose
 #: generated code costs what its polynomial or libm call costs per element.

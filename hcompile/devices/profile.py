@@ -18,11 +18,13 @@ from hcompile.errors import UsageError
 
 #: Op kinds the cost model distinguishes (see ``hcompile.passes.cost.op_kind``).
 OP_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul", "matmul_t",
-            "matvec", "matvec_t", "elementwise", "pool", "norm", "reduce", "data")
+            "matvec", "matvec_t", "batched_matvec", "elementwise", "pool", "norm", "reduce",
+            "data")
 
 #: A kind a profile does not list uses its parent's efficiency, then ``default``.
 KIND_PARENT = {"strided_conv": "conv", "strided_depthwise": "depthwise", "depthwise": "conv",
-               "matmul_t": "matmul", "matvec_t": "matvec", "matvec": "matmul"}
+               "matmul_t": "matmul", "matvec_t": "matvec", "matvec": "matmul",
+               "batched_matvec": "matvec"}
 
 #: Targets a profile can serve.
 TARGET_KINDS = ("cpu", "gpu", "fpga")
@@ -190,7 +192,8 @@ class DeviceProfile:
     element of elementwise ops measured by calibration (transcendental functions, which the
     code evaluates per element: their FLOP count says little); memory_bytes: device memory
     capacity (None: not given; the host CPU then uses this machine's RAM, see
-    ``memory_capacity``);
+    ``memory_capacity``); layout_conversion_s: seconds per element to convert a tensor into
+    or out of the blocked layout of the CPU's convs (calibration; 0: no such conversions);
     source: where the profile came from.
     """
 
@@ -209,6 +212,7 @@ class DeviceProfile:
     fpga: FpgaModel | None = None
     elementwise_s: Mapping[str, float] = field(default_factory=dict)
     memory_bytes: float | None = None
+    layout_conversion_s: float = 0.0
     description: str = ""
     source: str = "<memory>"
 
@@ -239,7 +243,7 @@ class DeviceProfile:
         known = {"name", "target", "description", "peak_flops", "mem_bandwidth", "launch_s",
                  "dispatch_s", "efficiency", "mem_efficiency", "measured_kinds",
                  "launch_per_node", "link", "unsupported_ops", "fpga", "base", "calibration",
-                 "memory_bytes", "elementwise_s"}
+                 "memory_bytes", "elementwise_s", "layout_conversion_s"}
         _check_keys(data, known, where)
         missing = [k for k in ("name", "target", "peak_flops", "mem_bandwidth", "launch_s",
                                "dispatch_s") if k not in data]
@@ -278,6 +282,7 @@ class DeviceProfile:
             elementwise_s={str(op): float(v) for op, v in
                            dict(data.get("elementwise_s", {})).items()},
             memory_bytes=_positive_or_none(data.get("memory_bytes"), f"{where}.memory_bytes"),
+            layout_conversion_s=float(data.get("layout_conversion_s", 0.0)),
             description=str(data.get("description", "")),
             source=where,
         )
@@ -286,7 +291,8 @@ class DeviceProfile:
             raise UsageError(f"{where}.measured_kinds: unknown op kinds {unknown}")
         if any(v <= 0 for v in profile.elementwise_s.values()):
             raise UsageError(f"{where}.elementwise_s: seconds per element must be positive")
-        if profile.mem_bandwidth <= 0 or profile.launch_s < 0 or profile.dispatch_s < 0:
+        if profile.mem_bandwidth <= 0 or profile.launch_s < 0 or profile.dispatch_s < 0 \
+                or profile.layout_conversion_s < 0:
             raise UsageError(f"{where}: mem_bandwidth must be > 0, overheads >= 0")
         return profile
 
@@ -307,6 +313,8 @@ class DeviceProfile:
             data["launch_per_node"] = True
         if self.memory_bytes is not None:
             data["memory_bytes"] = self.memory_bytes
+        if self.layout_conversion_s:
+            data["layout_conversion_s"] = self.layout_conversion_s
         if self.elementwise_s:
             data["elementwise_s"] = dict(self.elementwise_s)
         if self.link is not None:
