@@ -16,15 +16,18 @@ from tests.conftest import hcompile_cli
 
 @pytest.fixture
 def compile_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts TVM compiles made by the targets."""
+    """Counts TVM compiles made by the targets (``tvm.compile``, and ``relax.build``, which
+    the cpu target calls for its compiled-VM code)."""
     calls: list[int] = []
-    real = base.tvm.compile
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(real):
+        def count(*args, **kwargs):
+            calls.append(1)
+            return real(*args, **kwargs)
+        return count
 
-    monkeypatch.setattr(base.tvm, "compile", counting)
+    monkeypatch.setattr(base.tvm, "compile", counting(base.tvm.compile))
+    monkeypatch.setattr(base.tvm.relax, "build", counting(base.tvm.relax.build))
     return calls
 
 

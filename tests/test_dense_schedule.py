@@ -37,7 +37,8 @@ def _dense(batch: tuple[int, ...], m: int, k: int, n: int,
 
 @pytest.mark.parametrize(("rows", "cols", "features", "expected"), [
     (16, 1024, AVX512, (8, 32)),  # 8 rows x 2 vectors of accumulators
-    (16, 100, AVX512, (16, 10)),  # N not a multiple of 16: one partial vector per row
+    (16, 100, AVX512, (8, 20)),  # N not a multiple of 16: two 10-wide vectors per row
+    (16, 84, AVX512, (8, 28)),
     (1, 100, AVX512, (1, 50)),  # GEMV: a wide row
     (1, 256, AVX512, (1, 64)),
     (20, 256, AVX512, (5, 32)),
@@ -49,7 +50,7 @@ def test_tile_sizes(rows, cols, features, expected):
 
 
 def test_applies_with_register_tile_fused_epilogue_and_parallel_loop():
-    scheduled = schedule_dense(_dense((), 64, 128, 96), AVX512)
+    scheduled = schedule_dense(_dense((), 256, 256, 128), AVX512)  # 2**23 multiply-adds
     assert scheduled is not None
     text = scheduled.script()
     assert 'scope="local"' in text  # accumulators in a local tile
@@ -89,6 +90,7 @@ def _compile(func: tvm.tirx.PrimFunc) -> tvm.runtime.Executable:
 
 @pytest.mark.parametrize(("batch", "m", "k", "n"), [
     ((), 16, 784, 100), ((), 1, 784, 100), ((), 5, 1, 33), ((2, 3), 7, 9, 17), ((), 64, 128, 96),
+    ((16,), 1, 256, 100), ((1, 5), 3, 16, 48),
 ])
 def test_scheduled_code_matches_numpy(batch, m, k, n):
     features = CPUFeatures.of(LLVMCPUTarget().tvm_target())
@@ -111,6 +113,40 @@ def test_machine_code_is_vectorised():
     asm = _compile(scheduled).mod.inspect_source("asm")
     # the k loop's multiply-adds: packed FMAs on 512-bit registers
     assert len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm)) >= 8
+
+
+def test_batch_of_single_rows_with_shared_weights_is_tiled_as_rows():
+    """(16, 1, K) @ (K, N) (attention's projections at batch 1): the batch axis is the row
+    axis of the register tile, so the weights are streamed once per row tile."""
+    text = schedule_dense(_dense((16,), 1, 256, 768), AVX512).script()
+    assert "_fused" in text  # batch and rows fused into one row axis
+    rows = tile_sizes(16, 768, AVX512)[0]
+    assert rows > 1 and f"T.unroll({rows})" in text
+
+
+def _vector_widths(text: str) -> list[int]:
+    return [int(w) for w in re.findall(r"T\.vectorized\((?:T\.int64\()?(\d+)", text)]
+
+
+@pytest.mark.parametrize(("m", "n"), [(16, 100), (1, 100), (16, 84)])
+def test_partial_vectors_are_unrolled_not_wider_than_a_register(m, n):
+    """Columns that are no whole vectors: vectors of one partial width (at most one
+    register), several of them unrolled; never an odd width over one register."""
+    scheduled = schedule_dense(_dense((), m, 784, n), AVX512)
+    assert scheduled is not None
+    widths = _vector_widths(scheduled.script())
+    assert widths and all(w <= 16 or w % 16 == 0 for w in widths), widths
+    assert max(widths) < tile_sizes(m, n, AVX512)[1]  # the tile's columns: several vectors
+
+
+def test_partial_vector_machine_code_keeps_the_tile_in_registers():
+    features = CPUFeatures.of(LLVMCPUTarget().tvm_target())
+    if features.vector_bits < 512:
+        pytest.skip("the host has no AVX-512 (the check looks for zmm FMAs)")
+    asm = _compile(schedule_dense(_dense((), 16, 784, 100), features)).mod.inspect_source("asm")
+    assert len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm)) >= 16
+    # an odd width over one register is assembled lane by lane: no such shuffles
+    assert len(re.findall(r"vinsertps", asm)) < 16
 
 
 # -- through the compiler, against ONNX Runtime ------------------------------------------------

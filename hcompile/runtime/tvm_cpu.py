@@ -8,6 +8,7 @@ until a partition is.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,15 @@ from hcompile.runtime.runners import PartitionRunner, RunnerOptions, register_ru
 
 _KDL_CPU = 1
 _ALLOCATOR_POOLED = 2
+#: How long TVM's idle pool workers spin before they sleep (TVM's default spins ~300k
+#: iterations). A spinning worker that the OS preempts waits out another thread's time slice
+#: before it can take the next parallel loop. On 2 busy cores, runs of lenet5 at batch 16
+#: interleaved with ONNX Runtime (whose pool spins after each run too) in one process took
+#: 7.2 ms instead of 0.11 ms with the default, 0.13 ms with 0; a sleeping worker is woken
+#: (a few µs) and scheduled at once. It makes such stalls rare, not impossible (see
+#: ``PARALLEL_MIN_WORK`` in targets/llvm_cpu/schedules/features.py).
+#: Read by the pool when it starts; a value set in the environment wins.
+THREAD_POOL_SPIN_COUNT = "0"
 
 _load_lock = threading.Lock()
 _runtime_loaded = False
@@ -47,6 +57,7 @@ def ensure_tvm_runtime() -> None:
                 "the TVM runtime library is not installed",
                 hint="pip install apache-tvm (the version that compiled the artifact)",
             )
+        os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", THREAD_POOL_SPIN_COUNT)
         import_tvm_ffi()  # first, so that tvm_ffi does not import torch
         from tvm_ffi.libinfo import load_lib_ctypes
 

@@ -17,14 +17,12 @@ import math
 import tvm
 from tvm import s_tir
 
-from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
 
 #: Name of the compute block of the blocked conv (set by the layout pass's TE compute).
 BLOCKED_CONV_BLOCK = "conv2d_nchwc"
 BLOCKED_DEPTHWISE_BLOCK = "depthwise_nchwc"
 
-#: Fewer multiply-adds than this run on one core (waking the thread pool costs more).
-_PARALLEL_MIN_WORK = 1 << 18
 
 
 def schedule_blocked_convs(sch: s_tir.Schedule, features: CPUFeatures) -> set[str]:
@@ -72,7 +70,7 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     tail = _fuse_epilogue(sch, copy)
     sch.reverse_compute_at(tail, xo)
     names.add(sch.get(tail).name_hint)
-    if math.prod(extents) >= _PARALLEL_MIN_WORK and features.cores > 1:
+    if math.prod(extents) >= PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(sch.fuse(b, oc, y))
     _vectorize_below(sch, tail, xo)
     sch.unroll(xi)
@@ -95,7 +93,7 @@ def _schedule_pads(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
             continue
         extents = [int(sch.get(loop).extent) for loop in loops]
         rows = sch.fuse(*loops[:3])
-        if math.prod(extents) >= _PARALLEL_MIN_WORK // 4 and features.cores > 1:
+        if math.prod(extents) >= PARALLEL_MIN_WORK // 4 and features.cores > 1:
             sch.parallel(rows)
         sch.vectorize(loops[4])
         names.add(sch.get(producer).name_hint)

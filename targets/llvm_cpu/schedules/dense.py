@@ -19,6 +19,7 @@ prefetcher streams. A function that does not match returns None (the generic rul
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -26,14 +27,10 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
-from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
 
 log = logging.getLogger("hcompile")
 
-#: Fewer multiply-adds than this run on one core. Twice the generic rule's 2**18: an LSTM
-#: step at batch 16 (16x64x256, 2**18) took 2.2 µs on one core and 7.9 µs on two here (a
-#: shared, busy machine; waking the pool costs more than half of such a kernel saves).
-PARALLEL_MIN_WORK = 1 << 19
 #: Accumulator vectors per row with several rows (8 rows x 2 vectors = 16 accumulators was
 #: the best of the tiles measured on 16x256x1024, 16x64x256 and 16x1024x256), and with one
 #: row (GEMV: a wide row keeps several independent FMA chains in flight).
@@ -52,6 +49,8 @@ class _Axes:
     j: s_tir.schedule.LoopRV
     k: s_tir.schedule.LoopRV
     extents: dict[str, int]
+    #: B is the same for every batch index (weights): the batch axes are more rows.
+    shared_b: bool = False
 
 
 def schedule_dense(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimFunc | None:
@@ -109,8 +108,16 @@ def _axes(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> _Axes | None:
                "i": _extent(stmt.iter_vars[-3]) if len(spatial) >= 2 else 1}
     extents["batch"] = math.prod(_extent(iv) for iv in stmt.iter_vars[:-3])
     i = loops[-3] if len(spatial) >= 2 else None
+    batch_vars = [iv.var for iv in stmt.iter_vars[:-3]]
+    b_operand = operands[0] if _uses_var(operands[0], j_var) else operands[1]
+    shared_b = not any(_uses_var(b_operand, v) for v in batch_vars)
     return _Axes(list(loops[:-3]) if len(spatial) >= 2 else [], i, loops[-2], loops[-1],
-                 extents)
+                 extents, shared_b)
+
+
+def _uses_var(region: tvm.ir.Range, var: tirx.Var) -> bool:
+    return any(v.same_as(var) for r in region.region
+               for v in tirx.analysis.undefined_vars(r.min, []))
 
 
 def _extent(iv: tirx.IterVar) -> int:
@@ -137,17 +144,20 @@ def _is_matmul(operands: list[tvm.ir.Range], k: tirx.Var, j: tirx.Var) -> bool:
 def tile_sizes(rows: int, cols: int, features: CPUFeatures,
                bits: int = 32) -> tuple[int, int]:
     """``(row tile, column tile)`` of the register micro-kernel, divisors of ``rows`` and
-    ``cols``. Columns: whole vectors when ``cols`` allows, else (several rows) at most one
-    partial vector: LLVM keeps ``<10 x float>`` tiles in registers but spilled odd widths
-    over one vector (16x784x100: 10-wide tiles 17 µs, 25-wide 135 µs)."""
+    ``cols``. Columns: whole vectors when ``cols`` allows, else (several rows) vectors of
+    one partial width, which ``_schedule`` unrolls: LLVM keeps ``<10 x float>`` vectors in
+    registers but shuffles and spills odd widths over one vector (16x784x100, one core:
+    one 10-wide vector x 16 rows 18 µs, a 25-wide one 135 µs, two 10-wide x 8 rows 15 µs)."""
     lanes = features.lanes(bits)
     if rows == 1:
         return 1, _divisor(cols, lanes * _VECTORS_ONE_ROW, prefer=lanes)
     if cols % lanes == 0:
         col_tile = _divisor(cols, lanes * _VECTORS_MANY_ROWS, prefer=lanes)
-    else:
-        col_tile = _divisor(cols, lanes)
-    per_row = math.ceil(col_tile / lanes)
+        per_row = math.ceil(col_tile / lanes)
+    else:  # vectors of the widest partial width, unrolled (see _schedule)
+        width = _divisor(cols, lanes)
+        per_row = _divisor(cols // width, _VECTORS_MANY_ROWS)
+        col_tile = width * per_row
     budget = (features.vector_registers - per_row - 2) // per_row  # B vectors, a broadcast
     return _divisor(rows, max(1, min(budget, _MAX_ACCUMULATORS // per_row))), col_tile
 
@@ -161,15 +171,32 @@ def _divisor(extent: int, limit: int, prefer: int = 1) -> int:
 
 def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
               features: CPUFeatures) -> None:
-    ext = axes.extents
+    ext = dict(axes.extents)
+    extents = [int(sch.get(loop).extent) for loop in [*axes.batch, axes.i]] \
+        if axes.i is not None else []
+    if axes.shared_b and axes.batch and sum(e > 1 for e in extents) == 1:
+        # B shared over the batch (weights): batch and rows are one row axis, so a tile
+        # takes rows of several batch entries and B is streamed once per row tile, not once
+        # per batch entry ((16, 1, 256) @ (256, 768), attention's projections at batch 1:
+        # ~100 -> 24 µs). Only where one of these axes is not 1: the fused index is then that
+        # axis, and a tile's region stays a box (the epilogue is computed per tile).
+        axes = dataclasses.replace(axes, batch=[], i=sch.fuse(*axes.batch, axes.i))
+        ext["i"], ext["batch"] = ext["i"] * ext["batch"], 1
     bits = int(tvm.DataType(str(sch.get(block).writes[0].source.dtype)).bits)
     row_tile, col_tile = tile_sizes(ext["i"], ext["j"], features, bits)
-    jo, ji = sch.split(axes.j, [None, col_tile])
+    lanes = features.lanes(bits)
+    width = col_tile if col_tile <= lanes or col_tile % lanes == 0 else _divisor(col_tile, lanes)
+    if width < col_tile:  # partial vectors: several of them, unrolled (an odd width over
+        jo, jv, ji = sch.split(axes.j, [None, col_tile // width, width])  # one vector spills)
+        columns = [jv, ji]
+    else:
+        jo, ji = sch.split(axes.j, [None, col_tile])
+        columns = [ji]
     if axes.i is not None:
         io, ii = sch.split(axes.i, [None, row_tile])
-        outer, inner = [*axes.batch, io, jo], [ii, ji]
+        outer, inner = [*axes.batch, io, jo], [ii, *columns]
     else:
-        outer, inner = [jo], [ji]
+        outer, inner = [jo], columns
     sch.reorder(*outer, axes.k, *inner)
     # Accumulate in a local tile (registers), written out (through the epilogue) per tile.
     cache = sch.cache_write(block, 0, "local")
@@ -180,13 +207,13 @@ def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
         outer = [sch.fuse(*outer)]  # the epilogue moves along: it is under outer[-1]
     if work >= PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(outer[-1])
-    _vectorize_below(sch, tail, outer[-1])
-    if len(inner) == 2:
-        sch.unroll(inner[0])
+    _vectorize_below(sch, tail, outer[-1], features)
+    for loop in inner[:-1]:
+        sch.unroll(loop)
     sch.vectorize(inner[-1])
     k = sch.get_loops(block)[len(outer)]  # the k loop, below the (possibly fused) outer ones
     init = sch.decompose_reduction(block, k)
-    _vectorize_below(sch, init, outer[-1])
+    _vectorize_below(sch, init, outer[-1], features)
 
 
 def _fuse_epilogue(sch: s_tir.Schedule,
@@ -204,7 +231,7 @@ def _fuse_epilogue(sch: s_tir.Schedule,
 
 
 def _vectorize_below(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
-                     outer: s_tir.schedule.LoopRV) -> None:
+                     outer: s_tir.schedule.LoopRV, features: CPUFeatures) -> None:
     """Vectorize the innermost loop of ``block`` under ``outer``; unroll the others (they
     index the register tile)."""
     loops = sch.get_loops(block)
@@ -213,6 +240,10 @@ def _vectorize_below(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     inner = loops[index + 1:]
     if not inner:
         return
+    lanes = features.lanes(int(tvm.DataType(str(sch.get(block).writes[0].source.dtype)).bits))
+    extent = int(sch.get(inner[-1]).extent)
+    if extent > lanes and extent % lanes:  # partial vectors, as the tile's
+        inner[-1:] = sch.split(inner[-1], [None, _divisor(extent, lanes)])
     sch.vectorize(inner[-1])
     for loop in inner[:-1]:
         sch.unroll(loop)

@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 import tvm
 
+#: Loop nests with fewer multiply-adds (elements, for loops without a reduction) than this run
+#: on one core: about 40-60 µs of work on one core. A parallel loop is split statically and
+#: ends in a barrier: waking the pool costs several µs on an idle machine, and when the OS
+#: has preempted a worker (busy neighbours, another thread pool such as ONNX Runtime's
+#: spinning in the same process) the barrier waits out a time slice: milliseconds (lstm at
+#: batch 16: 0.27 ms, 3.7 ms in some runs, from its one 320x64x256 parallel matmul).
+#: Measured on 2 shared cores against 2**18 (the pool's spinning off, see
+#: hcompile.runtime.tvm_cpu): mlp batch 16 28 -> 24 µs, lenet5 batch 16 114 -> 96 µs; the
+#: large nests of resnet18, mobilenetv2 and the transformer at batch 16 stay parallel.
+PARALLEL_MIN_WORK = 1 << 23
+
 
 @dataclass(frozen=True, slots=True)
 class CPUFeatures:

@@ -29,7 +29,7 @@ from tvm import s_tir, tirx
 
 from hcompile.targets.llvm_cpu.schedules.conv import schedule_blocked_convs
 from hcompile.targets.llvm_cpu.schedules.dense import schedule_dense
-from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
 
 log = logging.getLogger("hcompile")
 
@@ -52,9 +52,6 @@ _SCRIPT_BUILTINS = frozenset((
 ))
 _SCRIPT_CALL = re.compile(r"\bT\.(\w+)\(")
 
-#: Loop nests with fewer multiply-adds than this run on one core: waking the thread pool
-#: costs more than it saves.
-PARALLEL_MIN_WORK = 1 << 18
 
 
 @dataclass(slots=True)
@@ -70,25 +67,31 @@ def schedule_prim_func(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimF
     dense = schedule_dense(func, features)  # matmul + epilogue functions: dense.py
     if dense is not None:
         return dense
-    sch = s_tir.Schedule(func)
-    try:
-        _inline_elementwise(sch)
-        blocked = schedule_blocked_convs(sch, features)
-        for block in _blocks(sch):
-            if sch.get(block).name_hint in blocked:
-                continue
-            iters = _iters(sch, block)
-            if iters is None:
-                continue
-            if any(it.kind == "R" for it in iters):
-                _schedule_reduction(sch, block, iters, features)
-            else:
-                _schedule_spatial(sch, block, iters, features)
-    except Exception as err:  # ScheduleError and TVM internal errors: leave unscheduled
-        name = func.attrs.get("global_symbol", "?") if func.attrs else "?"
-        log.debug("CPU schedule rule skipped %s: %s", name, err)
-        return None
-    return sch.mod["main"]
+    error: Exception | None = None
+    # First with register-tile accumulators (and the epilogue fused); if a schedule primitive
+    # refuses that for some block, again without (accumulating in the output buffer).
+    for tile_in_registers in (True, False):
+        sch = s_tir.Schedule(func)
+        try:
+            _inline_elementwise(sch)
+            blocked = schedule_blocked_convs(sch, features)
+            for block in _blocks(sch):
+                if sch.get(block).name_hint in blocked:
+                    continue
+                iters = _iters(sch, block)
+                if iters is None:
+                    continue
+                if any(it.kind == "R" for it in iters):
+                    _schedule_reduction(sch, block, iters, features, tile_in_registers)
+                else:
+                    _schedule_spatial(sch, block, iters, features)
+        except Exception as err:  # ScheduleError and TVM internal errors: leave unscheduled
+            error = err
+            continue
+        return sch.mod["main"]
+    name = func.attrs.get("global_symbol", "?") if func.attrs else "?"
+    log.debug("CPU schedule rule skipped %s: %s", name, error)
+    return None
 
 
 def _blocks(sch: s_tir.Schedule) -> list[s_tir.schedule.SBlockRV]:
@@ -168,12 +171,22 @@ def _vector_factor(extent: int, lanes: int, max_vectors: int) -> int:
     return max(whole) if whole else max(divisors)
 
 
+def _vector_width(factor: int, lanes: int) -> int:
+    """The vector width for ``factor`` elements: ``factor`` itself when it is at most one
+    vector or whole vectors, else its largest divisor up to one vector (LLVM splits an odd
+    width over one vector, e.g. ``<28 x float>`` with 16 lanes, into shuffles and spills)."""
+    if factor <= lanes or factor % lanes == 0:
+        return factor
+    return _largest_divisor(factor, lanes)
+
+
 def _largest_divisor(extent: int, limit: int) -> int:
     return max(d for d in range(1, max(1, min(extent, limit)) + 1) if extent % d == 0)
 
 
 def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
-                        iters: Sequence[_Iter], features: CPUFeatures) -> None:
+                        iters: Sequence[_Iter], features: CPUFeatures,
+                        tile_in_registers: bool = True) -> None:
     spatial = [it for it in iters if it.kind == "S"]
     reduce = [it for it in iters if it.kind == "R"]
     lanes = features.lanes(_dtype_bits(sch, block))
@@ -196,9 +209,14 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     if reg is not None:
         budget = max(1, (features.vector_registers - 4) // max(1, math.ceil(vec_factor / lanes)))
         reg_factor = _largest_divisor(reg.extent, min(budget, 8))
+    vec_unrolled = None
     for it in spatial:
         if it is vec and vec_factor > 1:
-            o, i = sch.split(it.loop, [None, vec_factor])
+            width = _vector_width(vec_factor, lanes)
+            if width < vec_factor:  # several vectors of a partial width, unrolled
+                o, vec_unrolled, i = sch.split(it.loop, [None, vec_factor // width, width])
+            else:
+                o, i = sch.split(it.loop, [None, vec_factor])
             outer.append(o)
             vec_inner = i
         elif it is reg and reg_factor > 1:
@@ -209,17 +227,67 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
             outer.append(it.loop)
     if reg_inner is not None:
         inner.append(reg_inner)
+    if vec_unrolled is not None:
+        inner.append(vec_unrolled)
     if vec_inner is not None:
         inner.append(vec_inner)
     sch.reorder(*outer, *(it.loop for it in reduce), *inner)
+    tail, tail_loops = None, []
+    if tile_in_registers and outer and inner:
+        # Accumulate the tile in a local buffer (registers: LLVM does not keep accumulators
+        # that live in the output buffer in registers across the reduction loops), written
+        # out through the elementwise epilogue, if any, right after the tile.
+        tail = _fuse_epilogue(sch, sch.cache_write(block, 0, "local"))
+        sch.reverse_compute_at(tail, outer[-1])
+        tail_loops = sch.get_loops(tail)[len(outer):]
     work = math.prod(it.extent for it in iters)
     _parallelize(sch, outer, work, features)
     if reg_inner is not None and reg_factor > 1:
         sch.unroll(reg_inner)
+    if vec_unrolled is not None:
+        sch.unroll(vec_unrolled)
     if vec_inner is not None:
         sch.vectorize(vec_inner)
+    if tail is not None:
+        _vectorize_tile(sch, tail, tail_loops, vec_inner is not None, lanes,
+                        math.prod(int(sch.get(loop).extent) for loop in inner))
     # Last: primitives above refuse a reduction block that has lost its init.
     sch.decompose_reduction(block, reduce[0].loop)
+
+
+def _fuse_epilogue(sch: s_tir.Schedule,
+                   copy: s_tir.schedule.SBlockRV) -> s_tir.schedule.SBlockRV:
+    """The block writing the tile out: the single elementwise consumer of ``copy`` (the
+    epilogue, reading the accumulators directly) when there is one, else ``copy``."""
+    consumers = sch.get_consumers(copy)
+    if len(consumers) != 1 or any(iv.iter_type != tirx.IterVar.DataPar
+                                  for iv in sch.get(consumers[0]).iter_vars):
+        return copy
+    try:
+        sch.compute_inline(copy)
+    except Exception:  # not elementwise: keep the copy
+        return copy
+    return consumers[0]
+
+
+def _vectorize_tile(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
+                    loops: Sequence[s_tir.schedule.LoopRV], vectorize: bool,
+                    lanes: int, tile: int) -> None:
+    """``loops`` (those of ``block`` below the tile's outer loops) index the register tile:
+    the innermost vectorized (when the tile's is; as the tile, in vectors of at most one
+    register or whole registers), the others unrolled."""
+    inner = list(loops)
+    if not inner or math.prod(int(sch.get(loop).extent) for loop in inner) > tile:
+        return  # the epilogue covers more than the tile (a broadcast): leave its loops be
+    if vectorize and _vectorizable(sch, block):
+        extent = int(sch.get(inner[-1]).extent)
+        width = _vector_width(extent, lanes)
+        if width < extent:
+            inner[-1:] = sch.split(inner[-1], [None, width])
+        sch.vectorize(inner[-1])
+        inner = inner[:-1]
+    for loop in inner:
+        sch.unroll(loop)
 
 
 def _uses(expr: tirx.Expr, var: tirx.Var) -> bool:
