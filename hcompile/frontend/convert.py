@@ -252,16 +252,7 @@ class GraphConverter:
                 rename[value.name] = f"{prefix}/{value.name}"
                 self._visit(helper.make_node("Gather", [x, step], [rename[value.name]],
                                              name=f"{prefix}/slice{j}", axis=in_axes[j]), 0, {})
-            for init in body.initializer:
-                rename[init.name] = f"{prefix}/{init.name}"
-                self._set_const(rename[init.name], attr_util.tensor_value(init, self.source))
-            for inner in body.node:
-                rename.update({o: f"{prefix}/{o}" for o in inner.output if o})
-            for index, inner in enumerate(body.node):
-                copy = onnx.NodeProto()
-                copy.CopyFrom(inner)
-                copy.name = f"{prefix}/{inner.name or f'{inner.op_type}_{index}'}"
-                self._visit(copy, index, rename)
+            self._inline_body(body, prefix, rename)
             states = [rename.get(v.name, v.name) for v in body.output[:n_state]]
             for k, value in enumerate(body.output[n_state:]):
                 stacked[k].append(rename.get(value.name, value.name))
@@ -291,6 +282,20 @@ class GraphConverter:
             expanded.append(target)
         self._visit(helper.make_node("Concat", expanded, [out], name=f"{name}/stack{k}",
                                      axis=axis), 0, {})
+
+    def _inline_body(self, body: onnx.GraphProto, prefix: str, rename: dict[str, str]) -> None:
+        """Visit one copy of a loop body (Scan, Loop): its initializers and node outputs get
+        ``prefix``-ed names in ``rename``, which already maps the body's inputs."""
+        for init in body.initializer:
+            rename[init.name] = f"{prefix}/{init.name}"
+            self._set_const(rename[init.name], attr_util.tensor_value(init, self.source))
+        for inner in body.node:
+            rename.update({o: f"{prefix}/{o}" for o in inner.output if o})
+        for index, inner in enumerate(body.node):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(inner)
+            copy.name = f"{prefix}/{inner.name or f'{inner.op_type}_{index}'}"
+            self._visit(copy, index, rename)
 
     def _alias(self, out: str, src: str, name: str) -> None:
         """Make ``out`` carry the value of ``src`` (an Identity node, or a constant copy)."""

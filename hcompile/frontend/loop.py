@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from hcompile.frontend import attrs as attr_util
-
 if TYPE_CHECKING:
     from hcompile.frontend.convert import GraphConverter
 
@@ -98,16 +96,7 @@ def _iteration(conv: GraphConverter, body: onnx.GraphProto, name: str, t: int, c
         rename[inner_name] = f"{prefix}/{inner_name}"
         conv._set_const(rename[inner_name], value)
     rename.update(zip((v.name for v in body.input[2:]), carried, strict=True))
-    for init in body.initializer:
-        rename[init.name] = f"{prefix}/{init.name}"
-        conv._set_const(rename[init.name], attr_util.tensor_value(init, conv.source))
-    for inner in body.node:
-        rename.update({o: f"{prefix}/{o}" for o in inner.output if o})
-    for index, inner in enumerate(body.node):
-        copy = onnx.NodeProto()
-        copy.CopyFrom(inner)
-        copy.name = f"{prefix}/{inner.name or f'{inner.op_type}_{index}'}"
-        conv._visit(copy, index, rename)
+    conv._inline_body(body, prefix, rename)
     names = [rename.get(v.name, v.name) for v in body.output]
     cond_out = conv.graph.constants.get(names[0])
     if cond_out is None:
