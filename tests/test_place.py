@@ -117,12 +117,19 @@ def _zoo(zoo_path, name: str, targets: list[str], devs: DeviceSet,
 
 
 HEAVY = ("Conv", "MatMul", "Gemm")
+# The built-in U250's generic 64-lane kernels (~38 GFLOP/s each) lose every convolution to
+# the built-in host (a calibration of a Zen 5 core pair); the FPGA placement tests pair the
+# card with a modest host CPU (1/12 of that peak) where the FPGA pays for its convolutions.
+MODEST_HOST = "peak_flops = {float32 = 6e10}\n"
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2", "transformer"])
-def test_with_an_h100_convolutions_and_matmuls_go_to_the_gpu(zoo_path, tmp_path, name):
+@pytest.mark.parametrize("name, shapes", [
+    ("resnet18", None), ("mobilenetv2", None),
+    # at batch 1 the attention's 16x16 products are launch-bound: the CPU keeps them
+    ("transformer", {"x": (4, 16, 256)})])
+def test_with_an_h100_convolutions_and_matmuls_go_to_the_gpu(zoo_path, tmp_path, name, shapes):
     devs = devices(tmp_path, '[gpu]\nbase = "nvidia-h100"\n')
-    graph, options = _zoo(zoo_path, name, ["cpu", "gpu"], devs)
+    graph, options = _zoo(zoo_path, name, ["cpu", "gpu"], devs, shapes)
     heavy = [n for n in graph.nodes if n.op in HEAVY]
     assert heavy and all(n.meta["target"] == "gpu" for n in heavy)
     summary = options.extra["plan_summary"]
@@ -140,9 +147,9 @@ def test_with_a_slow_link_small_models_stay_on_the_cpu(zoo_path, tmp_path, name)
 
 
 def test_the_same_small_model_goes_to_the_gpu_over_a_fast_link(zoo_path, tmp_path):
-    # lenet5 at batch 4: ~2x faster on the H100 over its own (fast) link, ~2x slower over
-    # the slow link (at batch 1 the CPU's dense schedules win over either link).
-    batch = {"x": (4, 1, 28, 28)}
+    # lenet5 at batch 64: ~4x faster on the H100 over its own (fast) link, ~1.5x slower over
+    # the slow link (at small batches the CPU's dense schedules win over either link).
+    batch = {"x": (64, 1, 28, 28)}
     fast = devices(tmp_path, '[gpu]\nbase = "nvidia-h100"\n')
     graph, options = _zoo(zoo_path, "lenet5", ["cpu", "gpu"], fast, batch)
     heavy = [n for n in graph.nodes if n.op in HEAVY]
@@ -157,8 +164,8 @@ def test_the_same_small_model_goes_to_the_gpu_over_a_fast_link(zoo_path, tmp_pat
 
 
 def test_a_small_fpga_holds_only_what_fits(zoo_path, tmp_path):
-    small = devices(tmp_path, '[fpga]\nbase = "alveo-u250"\n'
-                              'fpga = {dsp = 1500, lut = 200000, bram = 300}\n')
+    small = devices(tmp_path, MODEST_HOST + '[fpga]\nbase = "alveo-u250"\n'
+                                            'fpga = {dsp = 1500, lut = 200000, bram = 300}\n')
     graph, options = _zoo(zoo_path, "resnet18", ["cpu", "fpga"], small)
     summary = options.extra["plan_summary"]
     problem, solution = summary.problem, summary.solution
@@ -172,7 +179,7 @@ def test_a_small_fpga_holds_only_what_fits(zoo_path, tmp_path):
     assert limited.meta["target"] == "cpu" and "budget" in limited.meta["reason_detail"]
     # The same model on the whole U250 puts more convolutions on the FPGA, none held back.
     graph_big, _ = _zoo(zoo_path, "resnet18", ["cpu", "fpga"],
-                        devices(tmp_path, '[fpga]\nbase = "alveo-u250"\n'))
+                        devices(tmp_path, MODEST_HOST + '[fpga]\nbase = "alveo-u250"\n'))
 
     def convs_on_fpga(g: Graph) -> int:
         return sum(1 for n in g.nodes if n.op == "Conv" and n.meta["target"] == "fpga")
@@ -182,7 +189,7 @@ def test_a_small_fpga_holds_only_what_fits(zoo_path, tmp_path):
 
 
 def test_partitions_are_consecutive_runs_in_execution_order(zoo_path, tmp_path):
-    u250 = devices(tmp_path, '[fpga]\nbase = "alveo-u250"\n')
+    u250 = devices(tmp_path, MODEST_HOST + '[fpga]\nbase = "alveo-u250"\n')
     graph, options = _zoo(zoo_path, "mobilenetv2", ["cpu", "fpga"], u250)
     verify(graph)
     ids = [n.meta["partition"] for n in graph.nodes]
@@ -225,7 +232,7 @@ def test_plan_json_resimulates_when_codegen_moves_a_partition(zoo_path, tmp_path
     only.target = "cpu"  # as the compiler does when the gpu cannot compile a partition
     after = plan_json(graph, parts, options.extra["plan_summary"])
     assert after["partitions"][0]["target"] == "cpu"
-    assert after["predicted_ms"] > 100 * before["predicted_ms"]
+    assert after["predicted_ms"] > 20 * before["predicted_ms"]  # the H100 is ~50x faster
     assert after["notes"]["moved_after_placement"] == [0]
 
 
