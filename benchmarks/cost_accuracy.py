@@ -1,7 +1,7 @@
 """Cost-model accuracy: predicted vs measured whole-model CPU latency of the zoo.
 
     .venv/bin/python benchmarks/cost_accuracy.py [--calibrate] [--models mlp,...] [--rounds 3]
-                                                 [--per-op]
+                                                 [--per-op] [--uncalibrated]
 
 1. The host profile: this machine's calibration (``hcompile devices --calibrate``), measured
    now when there is none or with --calibrate (it measures hcompile's current CPU code, so
@@ -58,12 +58,18 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(ZOO))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-op", action="store_true", help="time heavy nodes one by one")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="predict with the built-in host-generic profile (what a compile "
+                             "uses before `hcompile devices --calibrate`)")
     args = parser.parse_args()
-    if args.calibrate or calibrate.cached_host_table() is None:
+    if args.uncalibrated:
+        devices = load_devices("host-generic")
+    elif args.calibrate or calibrate.cached_host_table() is None:
         start = time.perf_counter()
         path = calibrate.save(calibrate.calibrate(lambda msg: print(f"  calibrating: {msg}")))
         print(f"calibrated in {time.perf_counter() - start:.1f} s -> {path}")
-    devices = load_devices()
+    if not args.uncalibrated:
+        devices = load_devices()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"host profile: {devices['cpu'].name} ({devices['cpu'].source})")
     print(f"{'model':12s} {'nodes':>5s} {'kernels':>7s} {'predicted ms':>12s} {'best ms':>10s} "
