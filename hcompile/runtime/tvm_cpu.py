@@ -22,15 +22,49 @@ from hcompile.runtime.runners import PartitionRunner, RunnerOptions, register_ru
 
 _KDL_CPU = 1
 _ALLOCATOR_POOLED = 2
-#: How long TVM's idle pool workers spin before they sleep (TVM's default spins ~300k
-#: iterations). A spinning worker that the OS preempts waits out another thread's time slice
-#: before it can take the next parallel loop. On 2 busy cores, runs of lenet5 at batch 16
-#: interleaved with ONNX Runtime (whose pool spins after each run too) in one process took
-#: 7.2 ms instead of 0.11 ms with the default, 0.13 ms with 0; a sleeping worker is woken
-#: (a few µs) and scheduled at once. It makes such stalls rare, not impossible (see
-#: ``PARALLEL_MIN_WORK`` in targets/llvm_cpu/schedules/features.py).
+#: How long TVM's idle pool workers spin (sched_yield loops) before they sleep; TVM's default
+#: is ~300k. Too long: a spinning worker that the OS preempts waits out another thread's
+#: time slice before it can take the next parallel loop (runs of lenet5 at batch 16
+#: interleaved with ONNX Runtime, whose pool spins after each run too, took 7.2 ms instead
+#: of 0.11 ms with the default). None: every parallel loop of a run wakes a sleeping worker,
+#: tens of µs on a VM (mobilenetv2 at batch 1, 33 parallel kernels: 3.1 ms with 0). A
+#: thousand yields keeps the worker awake between the kernels of one run and asleep soon
+#: after it (mobilenetv2 2.4 ms, lenet5 batch 16 interleaved with ORT 0.088 ms).
 #: Read by the pool when it starts; a value set in the environment wins.
-THREAD_POOL_SPIN_COUNT = "0"
+THREAD_POOL_SPIN_COUNT = "1000"
+
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: CPUs in its affinity mask, SMT siblings
+    counted once (sysfs topology; every allowed CPU when that is unreadable).
+
+    TVM's own default is half the logical CPUs (it assumes two hardware threads per core):
+    on a 2-vCPU VM without SMT that is one thread, and every parallel loop runs on one core
+    (resnet18 at batch 1: 16.8 ms instead of 9.5 ms on this project's 2-core machines)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+def configure_thread_pool() -> None:
+    """TVM's pool settings, read when the pool starts (its first parallel loop, in this
+    process): no spinning, one thread per physical core; values in the environment win.
+    Called before any CPU code runs, by the runtime and by the compiler (constant folding
+    runs kernels too)."""
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", THREAD_POOL_SPIN_COUNT)
+    os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
+
 
 _load_lock = threading.Lock()
 _runtime_loaded = False
@@ -57,7 +91,7 @@ def ensure_tvm_runtime() -> None:
                 "the TVM runtime library is not installed",
                 hint="pip install apache-tvm (the version that compiled the artifact)",
             )
-        os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", THREAD_POOL_SPIN_COUNT)
+        configure_thread_pool()
         import_tvm_ffi()  # first, so that tvm_ffi does not import torch
         from tvm_ffi.libinfo import load_lib_ctypes
 

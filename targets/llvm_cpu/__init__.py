@@ -14,6 +14,7 @@ from typing import Any
 
 import tvm
 
+from hcompile.runtime.tvm_cpu import configure_thread_pool, physical_cores
 from hcompile.targets.base import Target
 from hcompile.targets.llvm_cpu.schedules import cpu_pipeline
 from hcompile.targets.registry import register_target
@@ -29,10 +30,11 @@ class LLVMCPUTarget(Target):
     device = "cpu"
 
     def __init__(self, mcpu: str | None = None, num_cores: int | None = None) -> None:
+        configure_thread_pool()
         # HCOMPILE_CPU overrides the detected CPU, e.g. to build for an older serving host.
         self.mcpu = mcpu or os.environ.get("HCOMPILE_CPU") or \
             tvm.target.codegen.llvm_get_system_cpu()
-        self.num_cores = num_cores or os.cpu_count() or 1
+        self.num_cores = num_cores or physical_cores()
         self.schedules = os.environ.get("HCOMPILE_CPU_SCHEDULES", "1") != "0"
         self.blocked_convs = os.environ.get("HCOMPILE_CPU_BLOCKED_CONV", "1") != "0"
 
