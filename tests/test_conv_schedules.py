@@ -7,7 +7,7 @@ import pytest
 import tvm
 from tvm import relax
 
-from hcompile.targets.llvm_cpu.layout import BlockedLayout, channel_block
+from hcompile.targets.llvm_cpu.layout import BlockedLayout, channel_block, channel_blocking
 from hcompile.targets.llvm_cpu.schedules import CPUFeatures, ScheduleCPU
 from hcompile.targets.llvm_cpu.schedules.conv import register_tile
 from tests.ops.harness import Const, check_graph, node, rand
@@ -20,6 +20,12 @@ def test_channel_block_is_a_power_of_two_dividing_the_channels():
     assert [channel_block(c, 16) for c in (3, 6, 24, 32, 96, 144, 1280)] == \
         [1, 2, 8, 16, 16, 16, 16]
     assert channel_block(64, 8) == 8
+
+
+def test_channels_beyond_one_vector_are_padded_to_whole_vectors():
+    assert [channel_blocking(c, 16) for c in (3, 8, 16, 17, 24, 40, 144)] == \
+        [(1, 3), (8, 8), (16, 16), (16, 32), (16, 32), (16, 48), (16, 144)]
+    assert channel_blocking(24, 8) == (8, 24)
 
 
 def test_register_tile_fills_the_register_file():
@@ -134,6 +140,35 @@ def test_conv_bn_relu_residual_matches_onnxruntime(case, batch):
              node("Relu", ["n"], "r"),
              node("Add", ["r", "y"], "out")]  # a residual that reads the conv output twice
     check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
+
+
+def test_a_24_channel_conv_runs_on_32_padded_channels():
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, 32, 8, 8], "float32"))
+    w = relax.Var("w", relax.TensorType([24, 32, 1, 1], "float32"))
+    with bb.function("main", [x, w], attrs={"num_input": 1}):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.nn.relu(relax.op.nn.conv2d(x, w)))
+        bb.emit_func_output(out)
+    main = _scheduled(bb.get())["main"]
+    assert "R.Tensor((1, 2, 8, 8, 16)" in main  # 24 channels as 2 blocks of 16
+    assert "call_tir(strided_slice" in main and "(1, 24, 8, 8)" in main  # padding cut off
+
+
+def test_padded_channels_through_sigmoid_divide_and_depthwise_match_onnxruntime():
+    """24 channels run as 32 (zero padding): sigmoid makes the padding 0.5, a per-channel
+    divisor is padded with ones, the depthwise and 1x1 convs that follow must ignore it."""
+    inputs = {"x": rand(1, 24, 9, 9), "w1": Const(rand(24, 24, 3, 3, low=-0.3, high=0.3)),
+              "d": Const(rand(1, 24, 1, 1, low=0.5, high=2.0)),
+              "wd": Const(rand(24, 1, 3, 3, low=-0.5, high=0.5)),
+              "w2": Const(rand(40, 24, 1, 1, low=-0.5, high=0.5))}
+    nodes = [node("Conv", ["x", "w1"], "y", pads=[1, 1, 1, 1]),
+             node("Sigmoid", ["y"], "s"),
+             node("Div", ["s", "d"], "q"),
+             node("Conv", ["q", "wd"], "dw", group=24, pads=[1, 1, 1, 1]),
+             node("Add", ["dw", "q"], "r"),
+             node("Conv", ["r", "w2"], "out")]
+    check_graph(nodes, inputs, ["out", "r"], atol=ATOL, rtol=1e-4, via="hcompile")
 
 
 def test_two_blocked_convs_in_a_row_match_onnxruntime():

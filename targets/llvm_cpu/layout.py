@@ -3,8 +3,12 @@
 Every conv2d with groups 1 or depthwise (and float32) becomes a blocked conv: data
 ``NCHW{b}c``, weights ``OIHW{i}i{o}o`` (depthwise: ``OIHW{o}o``), output ``NCHW{b}c``, computed
 by our TE compute (TVM's legalization has none; :mod:`.schedules.conv` schedules it). A
-tensor's block depends only on its channel count (:func:`channel_block`: the largest power of
-two dividing it, at most one vector of fp32), so producers and consumers agree. Elementwise
+tensor's block depends only on its channel count (:func:`channel_blocking`), so producers and
+consumers agree: one vector of fp32 when the channels fill more than one, the channel count
+padded with zeros to a multiple of it (24 channels: 32 as 2 x 16, so the kernels run on whole
+vectors); else the largest power of two dividing the count. Padded channels stay zero or
+finite through convs (zero weights), bias and batch norm (zero), relu/clip and residual
+adds, and are sliced off where a tensor leaves the blocked layout. Elementwise
 ops on blocked tensors (bias, batch norm, relu/clip, residual adds) stay blocked, so
 consecutive convs exchange blocked tensors; anything else gets an NCHW copy, made once.
 
@@ -43,6 +47,15 @@ def channel_block(channels: int, lanes: int) -> int:
     while block < lanes and channels % (block * 2) == 0:
         block *= 2
     return block
+
+
+def channel_blocking(channels: int, lanes: int) -> tuple[int, int]:
+    """(block, padded channel count) of a tensor with ``channels`` channels: whole vectors
+    (``lanes``) with zero padding when the channels fill more than one vector, else
+    :func:`channel_block` without padding (3 input channels stay 3, in blocks of 1)."""
+    if channels > lanes and channels % lanes:
+        return lanes, -(-channels // lanes) * lanes
+    return channel_block(channels, lanes), channels
 
 
 def to_blocked(block: int) -> Callable[..., tuple[Any, ...]]:
@@ -94,7 +107,7 @@ class _Blocker(relax.PyExprMutator):
             self.blocked[binding.var] = (new, rewritten[1])
             if not isinstance(binding.var, relax.DataflowVar):  # a function output: NCHW now
                 self.plain.add(binding.var)
-                plain = relax.op.layout_transform(new, from_blocked(rewritten[1]))
+                plain = self._unblocked(new, rewritten[1], binding.var)
                 self.builder_.emit_normalized(
                     relax.VarBinding(binding.var, self.builder_.normalize(plain)))
             return  # else the NCHW value is made only if something needs it (_nchw)
@@ -143,16 +156,25 @@ class _Blocker(relax.PyExprMutator):
         if isinstance(arg, relax.Var) and arg in self.blocked and arg not in self.plain:
             var, block = self.blocked[arg]
             self.plain.add(arg)
-            plain = self.builder_.emit(relax.op.layout_transform(var, from_blocked(block)),
-                                       name_hint=arg.name)
+            plain = self.builder_.emit(self._unblocked(var, block, arg), name_hint=arg.name)
             self.set_var_remap(arg, plain)
         return self.visit_expr(arg)
 
-    def _input(self, arg: relax.Expr, block: int) -> relax.Expr:
-        """``arg`` (an NCHW tensor) in the blocked layout of ``block``."""
+    def _unblocked(self, blocked: relax.Expr, block: int, like: relax.Expr) -> relax.Expr:
+        """The NCHW value of ``blocked``, shaped like ``like`` (padded channels cut off)."""
+        plain = relax.op.layout_transform(blocked, from_blocked(block))
+        channels = (_shape(like) or (0, 0))[1]
+        if (_shape(blocked) or (0, 0))[1] * block == channels:
+            return plain
+        return relax.op.strided_slice(self.builder_.emit(plain), axes=[1], begin=[0],
+                                      end=[channels])
+
+    def _input(self, arg: relax.Expr, block: int, pad: float = 0.0) -> relax.Expr:
+        """``arg`` (an NCHW tensor) in the blocked layout of ``block``, channels padded with
+        ``pad`` up to whole blocks."""
         if isinstance(arg, relax.Var) and arg in self.blocked and self.blocked[arg][1] == block:
             return self.blocked[arg][0]
-        return self.builder_.emit(relax.op.layout_transform(self._nchw(arg), to_blocked(block)))
+        return self.builder_.emit(_block(self._nchw(arg), {1: block}, to_blocked(block), pad))
 
     def _conv(self, call: relax.Call) -> tuple[relax.Expr, int] | None:
         attrs = call.attrs
@@ -162,7 +184,7 @@ class _Blocker(relax.PyExprMutator):
         if layouts != ("NCHW", "OIHW", "NCHW") or xs is None or ws is None or len(xs) != 4 \
                 or not _all_float32(x, w, call):
             return None
-        out_block = channel_block(ws[0], self.lanes)
+        out_block = channel_blocking(ws[0], self.lanes)[0]
         groups = int(attrs.groups)
         window = {"strides": [int(v) for v in attrs.strides],
                   "padding": [int(v) for v in attrs.padding],
@@ -170,14 +192,14 @@ class _Blocker(relax.PyExprMutator):
         if out_block < 4:
             return None
         if groups == 1:
-            in_block = channel_block(xs[1], self.lanes)
-            weight = relax.op.layout_transform(self._nchw(w), lambda o, i, h, v: (
+            in_block = channel_blocking(xs[1], self.lanes)[0]
+            weight = _block(self._nchw(w), {0: out_block, 1: in_block}, lambda o, i, h, v: (
                 o // out_block, i // in_block, h, v, i % in_block, o % out_block))
             return self.builder_.call_te(conv2d_nchwc, self._input(x, in_block),
                                          self.builder_.emit(weight), **window,
                                          primfunc_name_hint="conv2d_nchwc"), out_block
         if groups == xs[1] == ws[0] and ws[1] == 1:
-            weight = relax.op.layout_transform(self._nchw(w), lambda o, i, h, v: (
+            weight = _block(self._nchw(w), {0: out_block}, lambda o, i, h, v: (
                 o // out_block, i, h, v, o % out_block))
             return self.builder_.call_te(depthwise_nchwc, self._input(x, out_block),
                                          self.builder_.emit(weight), **window,
@@ -189,20 +211,33 @@ class _Blocker(relax.PyExprMutator):
         if out is None or len(out) != 4 or not _all_float32(call) or not any(
                 isinstance(a, relax.Var) and a in self.blocked for a in call.args):
             return None
-        block = channel_block(out[1], self.lanes)
+        block, padded = channel_blocking(out[1], self.lanes)
         kinds = [_operand_kind(arg, out) for arg in call.args]
         if block < 4 or None in kinds:
             return None
+        divide = call.op.name == "relax.divide"
+        if divide and padded != out[1] and kinds[1] == "full":
+            return None  # padded channels would divide 0 by 0
         args = []
-        for arg, kind in zip(call.args, kinds, strict=True):
+        for index, (arg, kind) in enumerate(zip(call.args, kinds, strict=True)):
+            pad = 1.0 if divide and index == 1 else 0.0  # a padded divisor is one
             if kind == "full":
-                args.append(self._input(arg, block))
+                args.append(self._input(arg, block, pad))
             elif kind == "channel":
-                args.append(self.builder_.emit(relax.op.layout_transform(
-                    self._nchw(arg), to_blocked(block))))
+                args.append(self.builder_.emit(
+                    _block(self._nchw(arg), {1: block}, to_blocked(block), pad)))
             else:  # scalars, all-ones shapes and non-tensors broadcast as they are
                 args.append(self._nchw(arg))
         return relax.Call(call.op, args, call.attrs), block
+
+
+def _block(value: relax.Expr, blocks: dict[int, int], index_map: Callable[..., Any],
+           pad: float = 0.0) -> relax.Expr:
+    """``layout_transform(value, index_map)``, padding with ``pad`` when an axis is not a
+    whole number of its block (``blocks``: axis -> block)."""
+    shape = _shape(value)
+    whole = shape is not None and all(shape[a] % b == 0 for a, b in blocks.items())
+    return relax.op.layout_transform(value, index_map, pad_value=None if whole else pad)
 
 
 def _shape(expr: relax.Expr) -> tuple[int, ...] | None:

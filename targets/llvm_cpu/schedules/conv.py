@@ -17,7 +17,7 @@ import math
 import tvm
 from tvm import s_tir
 
-from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import CONV_PARALLEL_MIN_WORK, CPUFeatures
 
 #: Name of the compute block of the blocked conv (set by the layout pass's TE compute).
 BLOCKED_CONV_BLOCK = "conv2d_nchwc"
@@ -65,12 +65,17 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     sch.reorder(b, oc, y, xo, *reduce, xi, o)
 
     names = {sch.get(block).name_hint}
-    names |= _schedule_pads(sch, block, features)
+    if len(loops) == 7 or extents[-1] < 4:
+        # Depthwise: memory-bound, a padded copy would double its traffic. Input blocks of
+        # 1-2 channels (a network's RGB input): the copy could not use vectors.
+        _inline_pads(sch, block)
+    else:
+        names |= _schedule_pads(sch, block, features)
     copy = sch.cache_write(block, 0, "local")
     tail = _fuse_epilogue(sch, copy)
     sch.reverse_compute_at(tail, xo)
     names.add(sch.get(tail).name_hint)
-    if math.prod(extents) >= PARALLEL_MIN_WORK and features.cores > 1:
+    if math.prod(extents) >= CONV_PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(sch.fuse(b, oc, y))
     _vectorize_below(sch, tail, xo)
     sch.unroll(xi)
@@ -93,11 +98,18 @@ def _schedule_pads(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
             continue
         extents = [int(sch.get(loop).extent) for loop in loops]
         rows = sch.fuse(*loops[:3])
-        if math.prod(extents) >= PARALLEL_MIN_WORK // 4 and features.cores > 1:
+        if math.prod(extents) >= CONV_PARALLEL_MIN_WORK // 4 and features.cores > 1:
             sch.parallel(rows)
         sch.vectorize(loops[4])
         names.add(sch.get(producer).name_hint)
     return names
+
+
+def _inline_pads(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    """Read the input through the padding test instead of from a padded copy."""
+    for producer in sch.get_producers(block):
+        if sch.get(producer).name_hint in ("data_pad", "pad_temp"):
+            sch.compute_inline(producer)
 
 
 def _fuse_epilogue(sch: s_tir.Schedule,

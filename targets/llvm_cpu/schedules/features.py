@@ -17,6 +17,10 @@ import tvm
 #: hcompile.runtime.tvm_cpu): mlp batch 16 28 -> 24 µs, lenet5 batch 16 114 -> 96 µs; the
 #: large nests of resnet18, mobilenetv2 and the transformer at batch 16 stay parallel.
 PARALLEL_MIN_WORK = 1 << 23
+#: The same for blocked convs (and their padded inputs): a conv's multiply-add costs more
+#: time than a matmul's (loads of strided windows, memory-bound depthwise and 1x1 convs),
+#: so smaller nests pay for the wake-up.
+CONV_PARALLEL_MIN_WORK = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
