@@ -59,12 +59,18 @@ class Timing:
         return cls(statistics.median(ordered), p90, len(ordered))
 
 
+#: Pause before each block of runs: ONNX Runtime's pool threads spin after a run and would
+#: take the cores from the next block (mobilenetv2 at batch 1 on 2 cores: hcompile's block
+#: after ORT's read 3.9 ms with a 10 ms pause, 2.8 ms with 200 ms, 2.4 ms alone).
+BLOCK_PAUSE_S = 0.1
+
+
 def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, repeat: int, warmup: int,
                      rounds: int = 5) -> dict[str, Timing]:
     """Time every function ``repeat`` times after ``warmup`` untimed runs, taking turns in up
     to ``rounds`` blocks (so drifting load hits all alike). Blocks, not single runs: a runtime's
     thread pool spins for a while after a run and would steal the cores from the next one; a
-    short pause and one untimed run start every block."""
+    pause (``BLOCK_PAUSE_S``) and one untimed run start every block."""
     if repeat < 1 or warmup < 0:
         raise UsageError("--repeat must be at least 1 and --warmup at least 0")
     for fn in fns.values():
@@ -75,7 +81,7 @@ def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, repeat: int, warmu
     sizes = [repeat // rounds + (1 if i < repeat % rounds else 0) for i in range(rounds)]
     for size in sizes:
         for name, fn in fns.items():
-            time.sleep(0.01)
+            time.sleep(BLOCK_PAUSE_S)
             fn()
             for _ in range(size):
                 start = time.perf_counter()
