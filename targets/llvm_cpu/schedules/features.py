@@ -19,7 +19,9 @@ import tvm
 PARALLEL_MIN_WORK = 1 << 23
 #: The same for blocked convs (and their padded inputs): a conv's multiply-add costs more
 #: time than a matmul's (loads of strided windows, memory-bound depthwise and 1x1 convs),
-#: so smaller nests pay for the wake-up.
+#: so smaller nests pay for the wake-up. On 2 cores, 2 threads: mobilenetv2 at batch 1 gains
+#: ~20% over 2**23 at 2**20..2**22; lenet5 at batch 16 takes 0.11 ms at 2**20 and 2**21
+#: (its 1.4M and 2.4M convs split), 0.09 ms at 2**22.
 CONV_PARALLEL_MIN_WORK = 1 << 22
 
 
