@@ -35,6 +35,11 @@ def _dense(batch: tuple[int, ...], m: int, k: int, n: int,
     return te.create_prim_func([a, b, bias, d])
 
 
+def _scheduled_dense(func: tvm.tirx.PrimFunc, features: CPUFeatures) -> tvm.tirx.PrimFunc | None:
+    sch = schedule_dense(func, features)
+    return None if sch is None else sch.mod["main"]
+
+
 @pytest.mark.parametrize(("rows", "cols", "features", "expected"), [
     (16, 1024, AVX512, (8, 32)),  # 8 rows x 2 vectors of accumulators
     (16, 100, AVX512, (8, 20)),  # N not a multiple of 16: two 10-wide vectors per row
@@ -50,7 +55,7 @@ def test_tile_sizes(rows, cols, features, expected):
 
 
 def test_applies_with_register_tile_fused_epilogue_and_parallel_loop():
-    scheduled = schedule_dense(_dense((), 256, 256, 128), AVX512)  # 2**23 multiply-adds
+    scheduled = _scheduled_dense(_dense((), 256, 256, 128), AVX512)  # 2**23 multiply-adds
     assert scheduled is not None
     text = scheduled.script()
     assert 'scope="local"' in text  # accumulators in a local tile
@@ -62,7 +67,7 @@ def test_applies_with_register_tile_fused_epilogue_and_parallel_loop():
 
 
 def test_small_work_stays_on_one_core():
-    scheduled = schedule_dense(_dense((), 1, 64, 256), AVX512)
+    scheduled = _scheduled_dense(_dense((), 1, 64, 256), AVX512)
     assert scheduled is not None and "T.parallel" not in scheduled.script()
 
 
@@ -75,13 +80,13 @@ def test_not_a_matmul_is_left_to_the_generic_rule():
     x = te.placeholder((8, 32), name="X")
     r = te.reduce_axis((0, 32), name="r")
     total = te.compute((8,), lambda i: te.sum(x[i, r], axis=r), name="S")
-    assert schedule_dense(te.create_prim_func([x, total]), AVX512) is None
+    assert _scheduled_dense(te.create_prim_func([x, total]), AVX512) is None
     # a producer before the matmul (here a transpose of A): not this schedule
     a = te.placeholder((32, 8), name="A")
     b = te.placeholder((32, 16), name="B")
     at = te.compute((8, 32), lambda i, k: a[k, i] * 2.0, name="AT")
     c = te.compute((8, 16), lambda i, j: te.sum(at[i, r] * b[r, j], axis=r), name="C")
-    assert schedule_dense(te.create_prim_func([a, b, c]), AVX512) is None
+    assert _scheduled_dense(te.create_prim_func([a, b, c]), AVX512) is None
 
 
 def _compile(func: tvm.tirx.PrimFunc) -> tvm.runtime.Executable:
@@ -94,7 +99,7 @@ def _compile(func: tvm.tirx.PrimFunc) -> tvm.runtime.Executable:
 ])
 def test_scheduled_code_matches_numpy(batch, m, k, n):
     features = CPUFeatures.of(LLVMCPUTarget().tvm_target())
-    scheduled = schedule_dense(_dense(batch, m, k, n), features)
+    scheduled = _scheduled_dense(_dense(batch, m, k, n), features)
     assert scheduled is not None
     rng = np.random.default_rng(0)
     a = rng.standard_normal((*batch, m, k)).astype(np.float32)
@@ -109,7 +114,7 @@ def test_machine_code_is_vectorised():
     features = CPUFeatures.of(LLVMCPUTarget().tvm_target())
     if features.vector_bits < 512:
         pytest.skip("the host has no AVX-512 (the check looks for zmm FMAs)")
-    scheduled = schedule_dense(_dense((), 16, 64, 256), features)
+    scheduled = _scheduled_dense(_dense((), 16, 64, 256), features)
     asm = _compile(scheduled).mod.inspect_source("asm")
     # the k loop's multiply-adds: packed FMAs on 512-bit registers
     assert len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm)) >= 8
@@ -118,7 +123,7 @@ def test_machine_code_is_vectorised():
 def test_batch_of_single_rows_with_shared_weights_is_tiled_as_rows():
     """(16, 1, K) @ (K, N) (attention's projections at batch 1): the batch axis is the row
     axis of the register tile, so the weights are streamed once per row tile."""
-    text = schedule_dense(_dense((16,), 1, 256, 768), AVX512).script()
+    text = _scheduled_dense(_dense((16,), 1, 256, 768), AVX512).script()
     assert "_fused" in text  # batch and rows fused into one row axis
     rows = tile_sizes(16, 768, AVX512)[0]
     assert rows > 1 and f"T.unroll({rows})" in text
@@ -132,7 +137,7 @@ def _vector_widths(text: str) -> list[int]:
 def test_partial_vectors_are_unrolled_not_wider_than_a_register(m, n):
     """Columns that are no whole vectors: vectors of one partial width (at most one
     register), several of them unrolled; never an odd width over one register."""
-    scheduled = schedule_dense(_dense((), m, 784, n), AVX512)
+    scheduled = _scheduled_dense(_dense((), m, 784, n), AVX512)
     assert scheduled is not None
     widths = _vector_widths(scheduled.script())
     assert widths and all(w <= 16 or w % 16 == 0 for w in widths), widths
@@ -143,7 +148,7 @@ def test_partial_vector_machine_code_keeps_the_tile_in_registers():
     features = CPUFeatures.of(LLVMCPUTarget().tvm_target())
     if features.vector_bits < 512:
         pytest.skip("the host has no AVX-512 (the check looks for zmm FMAs)")
-    asm = _compile(schedule_dense(_dense((), 16, 784, 100), features)).mod.inspect_source("asm")
+    asm = _compile(_scheduled_dense(_dense((), 16, 784, 100), features)).mod.inspect_source("asm")
     assert len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm)) >= 16
     # an odd width over one register is assembled lane by lane: no such shuffles
     assert len(re.findall(r"vinsertps", asm)) < 16

@@ -81,3 +81,33 @@ def test_cli_tune_reports_progress_and_database(tmp_path: Path, isolated_cache):
     assert "database:" in result.stdout and "left for lack of time" in result.stdout
     result = hcompile_cli("tune", str(tmp_path / "missing.onnx"))
     assert result.returncode == 2
+
+
+@pytest.mark.slow
+def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
+    """Tuning stores the rules' own schedule, timed like a candidate: the database's best
+    record is never slower than the code a compile without tuning would make."""
+    import tvm
+    import tvm_ffi
+    from tvm import s_tir
+
+    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
+    from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
+    from hcompile.tuning.database import open_database
+
+    model = _matmul_model(tmp_path / "mm.onnx")
+    tune_model(model, trials=2)
+    database = open_database(_target())
+    task = extract_tasks(model, None, _target())[0]
+    mod = task.extracted.dispatched[0]
+    records = database.get_top_k(database.commit_workload(mod), 100)
+    assert records and all(r.run_secs for r in records)
+    rule = rule_schedule(mod["main"], CPUFeatures.of(_target()))
+    assert rule is not None
+
+    def replayed(record) -> tvm.IRModule:
+        sch = s_tir.Schedule(mod)
+        record.trace.apply_to_schedule(sch, remove_postproc=False)
+        return sch.mod
+
+    assert any(tvm_ffi.structural_equal(replayed(r), rule.mod) for r in records)

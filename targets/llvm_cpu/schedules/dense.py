@@ -53,8 +53,8 @@ class _Axes:
     shared_b: bool = False
 
 
-def schedule_dense(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimFunc | None:
-    """``func`` scheduled as a dense/matmul function, or None when it is not one."""
+def schedule_dense(func: tirx.PrimFunc, features: CPUFeatures) -> s_tir.Schedule | None:
+    """``func``'s schedule as a dense/matmul function, or None when it is not one."""
     sch = s_tir.Schedule(func)
     try:
         found = _matmul_block(sch)
@@ -65,7 +65,7 @@ def schedule_dense(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimFunc 
     except Exception as err:  # ScheduleError, TVM internal errors: the generic rule applies
         log.debug("dense schedule skipped: %s", err)
         return None
-    return sch.mod["main"]
+    return sch
 
 
 def _matmul_block(

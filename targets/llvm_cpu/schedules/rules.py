@@ -64,6 +64,13 @@ class _Iter:
 
 def schedule_prim_func(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimFunc | None:
     """``func`` scheduled for the CPU, or None when the rule does not apply."""
+    sch = rule_schedule(func, features)
+    return None if sch is None else sch.mod["main"]
+
+
+def rule_schedule(func: tirx.PrimFunc, features: CPUFeatures) -> s_tir.Schedule | None:
+    """The schedule the rules give ``func`` (its trace replays them: ``hcompile tune`` stores
+    it as a measured candidate), or None when no rule applies."""
     dense = schedule_dense(func, features)  # matmul + epilogue functions: dense.py
     if dense is not None:
         return dense
@@ -88,7 +95,7 @@ def schedule_prim_func(func: tirx.PrimFunc, features: CPUFeatures) -> tirx.PrimF
         except Exception as err:  # ScheduleError and TVM internal errors: leave unscheduled
             error = err
             continue
-        return sch.mod["main"]
+        return sch
     name = func.attrs.get("global_symbol", "?") if func.attrs else "?"
     log.debug("CPU schedule rule skipped %s: %s", name, error)
     return None
