@@ -63,7 +63,8 @@ def configure_thread_pool() -> None:
     Called before any CPU code runs, by the runtime and by the compiler (constant folding
     runs kernels too)."""
     os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", THREAD_POOL_SPIN_COUNT)
-    os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
+    if "TVM_NUM_THREADS" not in os.environ:  # no sysfs reads when the user set it
+        os.environ["TVM_NUM_THREADS"] = str(physical_cores())
 
 
 _load_lock = threading.Lock()

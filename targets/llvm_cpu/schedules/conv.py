@@ -18,6 +18,7 @@ import tvm
 from tvm import s_tir
 
 from hcompile.targets.llvm_cpu.schedules.features import CONV_PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.tiles import fuse_epilogue, vectorize_below
 
 #: Name of the compute block of the blocked conv (set by the layout pass's TE compute).
 BLOCKED_CONV_BLOCK = "conv2d_nchwc"
@@ -72,17 +73,17 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     else:
         names |= _schedule_pads(sch, block, features)
     copy = sch.cache_write(block, 0, "local")
-    tail = _fuse_epilogue(sch, copy)
+    tail = fuse_epilogue(sch, copy)
     sch.reverse_compute_at(tail, xo)
     names.add(sch.get(tail).name_hint)
     if math.prod(extents) >= CONV_PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(sch.fuse(b, oc, y))
-    _vectorize_below(sch, tail, xo)
+    vectorize_below(sch, tail, xo, features)
     sch.unroll(xi)
     sch.vectorize(o)
     init = sch.decompose_reduction(block, reduce[0])
     names.add(sch.get(init).name_hint)
-    _vectorize_below(sch, init, xo)
+    vectorize_below(sch, init, xo, features)
     return names
 
 
@@ -110,32 +111,3 @@ def _inline_pads(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> None:
     for producer in sch.get_producers(block):
         if sch.get(producer).name_hint in ("data_pad", "pad_temp"):
             sch.compute_inline(producer)
-
-
-def _fuse_epilogue(sch: s_tir.Schedule,
-                   copy: s_tir.schedule.SBlockRV) -> s_tir.schedule.SBlockRV:
-    """The block that writes the tile out: the (single, elementwise) epilogue reading the
-    accumulators directly when there is one, else the copy out of them."""
-    consumers = sch.get_consumers(copy)
-    if len(consumers) != 1:
-        return copy
-    try:
-        sch.compute_inline(copy)
-    except Exception:  # not elementwise (e.g. a reduction): keep the copy
-        return copy
-    return consumers[0]
-
-
-def _vectorize_below(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
-                     outer: s_tir.schedule.LoopRV) -> None:
-    """Vectorize the innermost loop of ``block`` under ``outer``, unroll the others (they
-    index the register tile, which must stay in registers)."""
-    loops = sch.get_loops(block)
-    anchor = sch.get(outer)
-    index = next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(anchor))
-    inner = loops[index + 1:]
-    if not inner:
-        return
-    sch.vectorize(inner[-1])
-    for loop in inner[:-1]:
-        sch.unroll(loop)

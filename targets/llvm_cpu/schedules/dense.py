@@ -28,6 +28,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.tiles import divisor, fuse_epilogue, vectorize_below
 
 log = logging.getLogger("hcompile")
 
@@ -150,23 +151,16 @@ def tile_sizes(rows: int, cols: int, features: CPUFeatures,
     one 10-wide vector x 16 rows 18 µs, a 25-wide one 135 µs, two 10-wide x 8 rows 15 µs)."""
     lanes = features.lanes(bits)
     if rows == 1:
-        return 1, _divisor(cols, lanes * _VECTORS_ONE_ROW, prefer=lanes)
+        return 1, divisor(cols, lanes * _VECTORS_ONE_ROW, prefer=lanes)
     if cols % lanes == 0:
-        col_tile = _divisor(cols, lanes * _VECTORS_MANY_ROWS, prefer=lanes)
+        col_tile = divisor(cols, lanes * _VECTORS_MANY_ROWS, prefer=lanes)
         per_row = math.ceil(col_tile / lanes)
     else:  # vectors of the widest partial width, unrolled (see _schedule)
-        width = _divisor(cols, lanes)
-        per_row = _divisor(cols // width, _VECTORS_MANY_ROWS)
+        width = divisor(cols, lanes)
+        per_row = divisor(cols // width, _VECTORS_MANY_ROWS)
         col_tile = width * per_row
     budget = (features.vector_registers - per_row - 2) // per_row  # B vectors, a broadcast
-    return _divisor(rows, max(1, min(budget, _MAX_ACCUMULATORS // per_row))), col_tile
-
-
-def _divisor(extent: int, limit: int, prefer: int = 1) -> int:
-    """Largest divisor of ``extent`` up to ``limit``, preferring multiples of ``prefer``."""
-    divisors = [d for d in range(1, max(1, min(extent, limit)) + 1) if extent % d == 0]
-    whole = [d for d in divisors if d % prefer == 0]
-    return max(whole) if whole else max(divisors)
+    return divisor(rows, max(1, min(budget, _MAX_ACCUMULATORS // per_row))), col_tile
 
 
 def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
@@ -185,7 +179,7 @@ def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
     bits = int(tvm.DataType(str(sch.get(block).writes[0].source.dtype)).bits)
     row_tile, col_tile = tile_sizes(ext["i"], ext["j"], features, bits)
     lanes = features.lanes(bits)
-    width = col_tile if col_tile <= lanes or col_tile % lanes == 0 else _divisor(col_tile, lanes)
+    width = col_tile if col_tile <= lanes or col_tile % lanes == 0 else divisor(col_tile, lanes)
     if width < col_tile:  # partial vectors: several of them, unrolled (an odd width over
         jo, jv, ji = sch.split(axes.j, [None, col_tile // width, width])  # one vector spills)
         columns = [jv, ji]
@@ -200,50 +194,17 @@ def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
     sch.reorder(*outer, axes.k, *inner)
     # Accumulate in a local tile (registers), written out (through the epilogue) per tile.
     cache = sch.cache_write(block, 0, "local")
-    tail = _fuse_epilogue(sch, cache)
+    tail = fuse_epilogue(sch, cache)
     sch.reverse_compute_at(tail, outer[-1])
     work = ext["batch"] * ext["i"] * ext["j"] * ext["k"]
     if work >= PARALLEL_MIN_WORK and features.cores > 1 and len(outer) > 1:
         outer = [sch.fuse(*outer)]  # the epilogue moves along: it is under outer[-1]
     if work >= PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(outer[-1])
-    _vectorize_below(sch, tail, outer[-1], features)
+    vectorize_below(sch, tail, outer[-1], features)
     for loop in inner[:-1]:
         sch.unroll(loop)
     sch.vectorize(inner[-1])
     k = sch.get_loops(block)[len(outer)]  # the k loop, below the (possibly fused) outer ones
     init = sch.decompose_reduction(block, k)
-    _vectorize_below(sch, init, outer[-1], features)
-
-
-def _fuse_epilogue(sch: s_tir.Schedule,
-                   cache: s_tir.schedule.SBlockRV) -> s_tir.schedule.SBlockRV:
-    """The block writing the tile out: the epilogue, reading the accumulators directly when
-    there is one, else the copy out of them."""
-    consumers = sch.get_consumers(cache)
-    if len(consumers) != 1:
-        return cache
-    try:
-        sch.compute_inline(cache)
-    except Exception:  # the epilogue is not elementwise: keep the copy
-        return cache
-    return consumers[0]
-
-
-def _vectorize_below(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
-                     outer: s_tir.schedule.LoopRV, features: CPUFeatures) -> None:
-    """Vectorize the innermost loop of ``block`` under ``outer``; unroll the others (they
-    index the register tile)."""
-    loops = sch.get_loops(block)
-    anchor = sch.get(outer)
-    index = next(n for n, loop in enumerate(loops) if sch.get(loop).same_as(anchor))
-    inner = loops[index + 1:]
-    if not inner:
-        return
-    lanes = features.lanes(int(tvm.DataType(str(sch.get(block).writes[0].source.dtype)).bits))
-    extent = int(sch.get(inner[-1]).extent)
-    if extent > lanes and extent % lanes:  # partial vectors, as the tile's
-        inner[-1:] = sch.split(inner[-1], [None, _divisor(extent, lanes)])
-    sch.vectorize(inner[-1])
-    for loop in inner[:-1]:
-        sch.unroll(loop)
+    vectorize_below(sch, init, outer[-1], features)

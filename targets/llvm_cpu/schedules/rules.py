@@ -30,6 +30,7 @@ from tvm import s_tir, tirx
 from hcompile.targets.llvm_cpu.schedules.conv import schedule_blocked_convs
 from hcompile.targets.llvm_cpu.schedules.dense import schedule_dense
 from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.tiles import divisor, fuse_epilogue
 
 log = logging.getLogger("hcompile")
 
@@ -184,11 +185,7 @@ def _vector_width(factor: int, lanes: int) -> int:
     width over one vector, e.g. ``<28 x float>`` with 16 lanes, into shuffles and spills)."""
     if factor <= lanes or factor % lanes == 0:
         return factor
-    return _largest_divisor(factor, lanes)
-
-
-def _largest_divisor(extent: int, limit: int) -> int:
-    return max(d for d in range(1, max(1, min(extent, limit)) + 1) if extent % d == 0)
+    return divisor(factor, lanes)
 
 
 def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
@@ -215,7 +212,7 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
         vec_factor = _vector_factor(vec.extent, lanes, 4 if reg is None else 2)
     if reg is not None:
         budget = max(1, (features.vector_registers - 4) // max(1, math.ceil(vec_factor / lanes)))
-        reg_factor = _largest_divisor(reg.extent, min(budget, 8))
+        reg_factor = divisor(reg.extent, min(budget, 8))
     vec_unrolled = None
     for it in spatial:
         if it is vec and vec_factor > 1:
@@ -267,14 +264,10 @@ def _fuse_epilogue(sch: s_tir.Schedule,
     """The block writing the tile out: the single elementwise consumer of ``copy`` (the
     epilogue, reading the accumulators directly) when there is one, else ``copy``."""
     consumers = sch.get_consumers(copy)
-    if len(consumers) != 1 or any(iv.iter_type != tirx.IterVar.DataPar
-                                  for iv in sch.get(consumers[0]).iter_vars):
-        return copy
-    try:
-        sch.compute_inline(copy)
-    except Exception:  # not elementwise: keep the copy
-        return copy
-    return consumers[0]
+    if len(consumers) == 1 and any(iv.iter_type != tirx.IterVar.DataPar
+                                   for iv in sch.get(consumers[0]).iter_vars):
+        return copy  # a reduction reads the tile: it keeps its own loops
+    return fuse_epilogue(sch, copy)
 
 
 def _vectorize_tile(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
