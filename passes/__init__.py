@@ -45,7 +45,7 @@ def pipeline() -> list[tuple[str, PassFn]]:
 
     return [
         ("simplify", simplify.run),  # drop Identity/Dropout, fold no-op reshapes/casts
-        ("decompose_rnn", decompose_rnn.run),  # LSTM/GRU/RNN -> MatMul/Add/activations per step
+        ("decompose_rnn", decompose_rnn.run),  # RNNs -> per-step ops (CPU only: fused LSTM kernels)
         ("fold_weights", fold_weights.run),  # Gemm transB on a constant: transpose it once
         ("dce", dce.run),  # remove nodes and constants nothing uses
         ("cost", cost.run),  # FLOPs, bytes and estimated time of every node on every device

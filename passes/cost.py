@@ -42,7 +42,8 @@ MAC_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul",
 
 _KIND_OF = {
     **dict.fromkeys(("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"), "conv"),
-    **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum"), "matmul"),
+    **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum",
+                     "LSTMRecurrence"), "matmul"),
     **dict.fromkeys(("MaxPool", "AveragePool", "LpPool", "MaxRoiPool", "RoiAlign"), "pool"),
     # Global pooling is a reduction over the spatial axes, not a sliding window: calibrated
     # MaxPool rates made it ~8x too slow (resnet18/mobilenetv2 heads: 14 us, predicted 109).
@@ -191,6 +192,10 @@ def _matmul_flops(node: Node, types: dict[str, TensorType], out_size: float) -> 
     a = types[node.inputs[0]].shape
     if node.op == "Einsum" or not a:
         return 1.0, out_size
+    if node.op == "LSTMRecurrence":  # per step and row: [H] x [H, 4H], then ~12 flops a gate
+        steps, batch, gates = a
+        hidden = gates // 4
+        return float(hidden), 2.0 * steps * batch * hidden * gates + 12.0 * steps * batch * gates
     if node.op == "Gemm":
         k = a[0] if node.attr("transA", 0) else a[1]
         bias = out_size if len(node.inputs) > 2 and node.inputs[2] else 0.0
@@ -255,6 +260,10 @@ def transfer_seconds(nbytes: float, src: DeviceProfile, dst: DeviceProfile) -> f
 
 # ---- which ops a target can run --------------------------------------------------------
 
+#: hcompile's own ops whose lowering is a hand-scheduled CPU kernel (passes only emit them
+#: when the CPU is the only target)
+CPU_ONLY_OPS = frozenset({"hcompile::LSTMRecurrence"})
+
 #: target -> check(node, types) returning why the target cannot run the node, or None.
 SupportCheck = Callable[["Node", "dict[str, TensorType]"], "str | None"]
 _SUPPORT_CHECKS: dict[str, list[SupportCheck]] = {}
@@ -278,6 +287,8 @@ def unsupported_reason(node: Node, target: str, profile: DeviceProfile,
     if not lowerable(node.op, node.domain, node.opset)[0]:
         return f"no hcompile lowering for {node.op}"
     qualified = f"{node.domain}::{node.op}" if node.domain else node.op
+    if qualified in CPU_ONLY_OPS and target != "cpu":
+        return f"{qualified} is a hand-scheduled CPU kernel"
     if node.op in profile.unsupported_ops or qualified in profile.unsupported_ops:
         return f"{node.op} is listed as unsupported by device profile {profile.name}"
     for check in _SUPPORT_CHECKS.get(target, []):

@@ -16,16 +16,21 @@ initial_h and initial_c may be run-time tensors. Behaviour follows ONNX Runtime 
 silent: a batch entry's steps past its length leave the state unchanged and write zeros to Y, and
 an entry of length 0 gets zero Y_h / Y_c even when an initial state is given. The cells live in
 ``rnn_cells.py``; outputs nobody reads are not computed.
+
+When the CPU is the only target, LSTMs the fused kernel covers are not unrolled: after the
+hoisted projection each direction becomes one ``hcompile::LSTMRecurrence`` node
+(``rnn_fused.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from hcompile.errors import ModelError, UnsupportedOpError
+from hcompile.passes import rnn_fused
 from hcompile.passes.rnn_cells import (
     Activation,
     Cell,
@@ -73,7 +78,7 @@ MAX_UNROLLED_STEPS = 4096
 
 
 def run(graph: Graph, options: PassOptions) -> bool:
-    """Replace every LSTM/GRU/RNN node in place by its unrolled decomposition."""
+    """Replace every LSTM/GRU/RNN node in place by its unrolled (or fused) decomposition."""
     if not any(_is_rnn(node) for node in graph.nodes):
         return False
     taken = set(graph.tensor_types()) | {node.name for node in graph.nodes}
@@ -81,7 +86,7 @@ def run(graph: Graph, options: PassOptions) -> bool:
     nodes: list[Node] = []
     for node in graph.nodes:
         if _is_rnn(node):
-            nodes.extend(_decompose(graph, node, taken, used))
+            nodes.extend(_decompose(graph, node, taken, used, options))
         else:
             nodes.append(node)
     graph.nodes = nodes
@@ -255,7 +260,8 @@ def _initial_state(em: Emitter, spec: _Spec, key: str, d: int) -> str | None:
     return em.gather(name, d, axis, f"{spec.tags[d]}/{key}")
 
 
-def _decompose(graph: Graph, node: Node, taken: set[str], used: set[str]) -> list[Node]:
+def _decompose(graph: Graph, node: Node, taken: set[str], used: set[str],
+               options: PassOptions) -> list[Node]:
     """The nodes replacing ``node`` (none when none of its outputs is used)."""
     spec = _parse(graph, node)
     outputs = list(node.outputs) + [""] * (3 - len(node.outputs))
@@ -270,6 +276,15 @@ def _decompose(graph: Graph, node: Node, taken: set[str], used: set[str]) -> lis
     if spec.layout == 1:
         x_name = em.transpose(x_name, (1, 0, 2), "X_time_major")
     x_rows = em.reshape(x_name, (spec.steps * spec.batch, em.shape(x_name)[2]), "X_rows")
+    if rnn_fused.fusable(node, spec, cells, em.dtype, options):
+        starts = [[_initial_state(em, spec, key, d) for key in ("initial_h", "initial_c")]
+                  for d in range(len(cells))]
+        fused_ys, fused_finals = rnn_fused.emit(em, spec, cast("list[LstmCell]", cells),
+                                                x_rows, starts)
+        if need[0]:
+            rnn_fused.emit_y(em, spec, fused_ys, outputs[0])
+        _emit_outputs(em, spec, outputs, [False, *need[1:]], [], fused_finals)
+        return em.nodes
     masks = _Masks(em, spec.inputs["sequence_lens"], spec.batch)
     ys: list[dict[int, str]] = []
     finals: list[list[str | None]] = []

@@ -100,13 +100,14 @@ class Emitter:
         attrs: dict[str, Any] | None = None,
         dtype: str | None = None,
         outputs: list[str] | None = None,
+        domain: str = "",
     ) -> list[str]:
         outs = outputs or [self.fresh(hint if len(shapes) == 1 else f"{hint}{k}")
                            for k in range(len(shapes))]
         types = [TensorType(tuple(s), dtype or self.dtype) for s in shapes]
         name = outs[0] if outputs is None else self.fresh(hint)
         self.nodes.append(Node(op, name, inputs, outs, dict(attrs or {}), types,
-                               domain="", opset=self.opset, meta=dict(self.meta)))
+                               domain=domain, opset=self.opset, meta=dict(self.meta)))
         self.types.update(zip(outs, types, strict=True))
         return outs
 

@@ -25,6 +25,12 @@ from hcompile.ir import Graph, Node, TensorType, verify
 from hcompile.passes import PassOptions, decompose_rnn
 
 RTOL, ATOL = 1e-4, 1e-5
+
+
+def unrolled() -> PassOptions:
+    """CPU-only options that still unroll LSTMs (fused kernels: tests/test_rnn_fused.py), so
+    the result is plain ONNX that ONNX Runtime can evaluate."""
+    return PassOptions(extra={"rnn": "unroll"})
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 OUTPUT_NAMES = ("Y", "Y_h", "Y_c")
 
@@ -188,7 +194,7 @@ def reference(case: Case) -> dict[str, np.ndarray]:
 
 def decompose(model: onnx.ModelProto) -> Graph:
     graph, _ = import_model(model)
-    assert decompose_rnn.run(graph, PassOptions()) is True
+    assert decompose_rnn.run(graph, unrolled()) is True
     verify(graph, after="decompose_rnn")
     assert not set(graph.op_counts()) & {"LSTM", "GRU", "RNN"}
     return graph
@@ -306,7 +312,7 @@ def test_no_rnn_no_change() -> None:
     graph = Graph("g", {"x": TensorType((2, 3), "float32")}, ["y"],
                   [Node("Relu", "relu0", ["x"], ["y"], output_types=[TensorType((2, 3), "float32")],
                         opset=14)])
-    assert decompose_rnn.run(graph, PassOptions()) is False
+    assert decompose_rnn.run(graph, unrolled()) is False
     assert graph.op_counts() == {"Relu": 1}
 
 
@@ -391,7 +397,7 @@ def test_unknown_activation_names_the_attribute() -> None:
     model, _ = build_model(Case(attrs={"activations": ["Sigmoid", "Gelu", "Tanh"]}))
     graph, _ = import_model(model)
     with pytest.raises(UnsupportedOpError, match=r"'activations'.*Gelu"):
-        decompose_rnn.run(graph, PassOptions())
+        decompose_rnn.run(graph, unrolled())
 
 
 def test_wrong_activation_count() -> None:
@@ -399,7 +405,7 @@ def test_wrong_activation_count() -> None:
                                 attrs={"activations": ["Sigmoid", "Tanh", "Tanh"]}))
     graph, _ = import_model(model)
     with pytest.raises(HcompileError, match="activations"):
-        decompose_rnn.run(graph, PassOptions())
+        decompose_rnn.run(graph, unrolled())
 
 
 def test_run_time_weights_rejected() -> None:
@@ -410,7 +416,7 @@ def test_run_time_weights_rejected() -> None:
                             [TensorType((2, 1, 1, 4), f32), TensorType((1, 1, 4), f32)],
                             opset=14))
     with pytest.raises(UnsupportedOpError, match="input W"):
-        decompose_rnn.run(graph, PassOptions())
+        decompose_rnn.run(graph, unrolled())
 
 
 # -- real models and end to end ----------------------------------------------------------------
@@ -420,7 +426,7 @@ def test_zoo_lstm(zoo_path) -> None:
     x = np.random.default_rng(0).standard_normal((2, 20, 32)).astype(np.float32)
     graph, _ = import_model(path, input_shapes={"x": x.shape})
     assert graph.op_counts().get("LSTM") == 2
-    assert decompose_rnn.run(graph, PassOptions()) is True
+    assert decompose_rnn.run(graph, unrolled()) is True
     verify(graph, after="decompose_rnn")
     got = run_onnx(ir_to_onnx(graph), {"x": x})
     expected = run_onnx(onnx.load(path), {"x": x})

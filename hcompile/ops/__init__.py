@@ -20,6 +20,7 @@ from hcompile.ops import (  # noqa: F401 - registration side effects
     pool,
     qlinear,
     quantize,
+    recurrent,
     reduce,
     reorder,
     resize,
