@@ -8,6 +8,14 @@ temporary folder. ``HCOMPILE_NO_CACHE=1`` (``hcompile compile --no-cache``) bypa
 
 A damaged entry is a miss, never an error: the partition is compiled again and the entry
 replaced.
+
+Size: the cache keeps at most ``HCOMPILE_COMPILE_CACHE_MB`` megabytes (default
+:data:`DEFAULT_MAX_MB`; 0 = unbounded). A hit marks its entry used (its ``entry.json`` mtime);
+when a store finds the cache over the bound, the least recently used entries go until it is
+at most :data:`PRUNE_TO` of it. Measuring the cache walks every entry (~0.2 s for 14,000), so
+a store does it at most once per :data:`PRUNE_INTERVAL_S` (the ``.pruned`` stamp's mtime,
+shared by every process using the cache): between checks the cache may run over the bound by
+what those minutes compiled.
 """
 
 from __future__ import annotations
@@ -18,18 +26,27 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from hcompile.errors import UsageError
 from hcompile.runtime.cache import default_cache_dir
 
 log = logging.getLogger("hcompile")
 
 #: Bumped when the entry layout changes.
 FORMAT = 1
+#: Default size bound in megabytes (about 45,000 entries of the zoo's partitions).
+DEFAULT_MAX_MB = 2048
+#: Pruning stops at this fraction of the bound, so the next stores do not prune again.
+PRUNE_TO = 0.8
+#: Seconds between two size checks of the same cache.
+PRUNE_INTERVAL_S = 600.0
+_STAMP = ".pruned"
 
 
 def enabled() -> bool:
@@ -91,9 +108,80 @@ def load(key: str, cache_dir: Path | None = None) -> CachedBuild | None:
                 return None
             blobs.append({"format": blob["format"], "member": blob["member"],
                           "info": blob["info"], "data": data})
+        _touch(folder / "entry.json")
         return CachedBuild(list(entry["params"]), blobs)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves hits
+        pass
+
+
+def max_bytes() -> int | None:
+    """The size bound from ``HCOMPILE_COMPILE_CACHE_MB`` (None: unbounded)."""
+    raw = os.environ.get("HCOMPILE_COMPILE_CACHE_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_MB << 20
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = -1.0
+    if megabytes < 0:
+        raise UsageError(f"HCOMPILE_COMPILE_CACHE_MB is {raw!r}; expected a size in megabytes",
+                         hint=f"e.g. {DEFAULT_MAX_MB} (the default), or 0 for no bound")
+    return None if megabytes == 0 else int(megabytes * (1 << 20))
+
+
+def prune(limit: int, cache_dir: Path | None = None) -> int:
+    """Delete least recently used entries while the cache holds more than ``limit`` bytes,
+    down to ``PRUNE_TO * limit``. Returns the number of entries deleted."""
+    entries = []  # (last use, bytes, folder)
+    try:
+        with os.scandir(cache_root(cache_dir)) as folders:
+            for folder in folders:
+                if folder.name.startswith(".") or not folder.is_dir(follow_symlinks=False):
+                    continue  # the stamp and stores still being written
+                try:
+                    used = os.stat(Path(folder.path) / "entry.json").st_mtime
+                    size = sum(f.stat().st_size for f in os.scandir(folder.path))
+                except OSError:
+                    continue  # removed meanwhile, or damaged: a later store replaces it
+                entries.append((used, size, folder.path))
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return 0
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= PRUNE_TO * limit:
+            break
+        shutil.rmtree(path, ignore_errors=True)
+        total -= size
+        removed += 1
+    log.debug("compile cache: removed %d least recently used entries", removed)
+    return removed
+
+
+def _maybe_prune(root: Path) -> None:
+    limit = max_bytes()
+    if limit is None:
+        return
+    stamp = root / _STAMP
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_INTERVAL_S:
+            return
+    except OSError:
+        pass  # no stamp yet: check now
+    try:
+        stamp.touch()
+    except OSError:
+        return
+    prune(limit, root.parent)
 
 
 def store(key: str, build: CachedBuild, cache_dir: Path | None = None) -> None:
@@ -119,3 +207,5 @@ def store(key: str, build: CachedBuild, cache_dir: Path | None = None) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     except OSError as err:
         log.debug("compile cache: cannot store %s: %s", key, err)
+        return
+    _maybe_prune(root)

@@ -3,6 +3,7 @@ code (IR, flags, toolchain) misses; damage and --no-cache mean a real compile.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import hcompile
 from hcompile import compile_cache
+from hcompile.errors import UsageError
 from hcompile.targets import base
 from tests.conftest import hcompile_cli
 
@@ -103,3 +105,65 @@ def test_cli_no_cache_flag(zoo_path, tmp_path: Path, isolated_cache):
     result = hcompile_cli(str(zoo_path("mlp")), "-o", str(tmp_path / "m.hca"), "--no-cache")
     assert result.returncode == 0, result.stderr
     assert not (isolated_cache / "compile").exists()
+
+
+# -- size bound (least recently used entries go first) ------------------------------------------
+def _entry(key: str, cache_dir: Path, kib: int, used: float) -> None:
+    """A stored entry of ``kib`` KiB whose last use was at time ``used``."""
+    build = compile_cache.CachedBuild(["w"], [{"format": "so", "member": "m", "info": {},
+                                               "data": bytes(kib << 10)}])
+    compile_cache.store(key, build, cache_dir)
+    os.utime(compile_cache.cache_root(cache_dir) / key / "entry.json", (used, used))
+
+
+def _keys(cache_dir: Path) -> set[str]:
+    return {p.name for p in compile_cache.cache_root(cache_dir).iterdir()
+            if not p.name.startswith(".")}
+
+
+def test_prune_drops_least_recently_used(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HCOMPILE_COMPILE_CACHE_MB", "0")  # stores do not prune by themselves
+    for age, key in enumerate(["newest", "newer", "old", "older", "oldest"]):
+        _entry(key, tmp_path, 100, used=1e9 - age * 100)
+    assert compile_cache.load("oldest", tmp_path) is not None  # a hit makes it the newest
+    removed = compile_cache.prune(320 << 10, tmp_path)  # 5 x 100 KiB over 320 KiB: to 256
+    assert removed == 3
+    assert _keys(tmp_path) == {"oldest", "newest"}
+    assert compile_cache.prune(320 << 10, tmp_path) == 0  # under the bound: nothing goes
+
+
+def test_store_prunes_beyond_the_bound(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HCOMPILE_COMPILE_CACHE_MB", "0.5")  # 512 KiB
+    monkeypatch.setattr(compile_cache, "PRUNE_INTERVAL_S", 0.0)
+    for k in range(8):
+        _entry(f"e{k}", tmp_path, 100, used=1e9 + k)
+    kept = _keys(tmp_path)
+    assert "e7" in kept and "e0" not in kept
+    assert sum(len(compile_cache.load(k, tmp_path).blobs[0]["data"]) for k in kept) <= 512 << 10
+
+
+def test_size_checks_are_spaced(tmp_path: Path, monkeypatch):
+    """One walk of the cache per PRUNE_INTERVAL_S: the second store within it does not prune."""
+    monkeypatch.setenv("HCOMPILE_COMPILE_CACHE_MB", "0.15")  # 150 KiB
+    _entry("first", tmp_path, 100, used=1e9)
+    _entry("second", tmp_path, 100, used=1e9 + 1)
+    assert _keys(tmp_path) == {"first", "second"}
+    (compile_cache.cache_root(tmp_path) / ".pruned").touch()
+    os.utime(compile_cache.cache_root(tmp_path) / ".pruned", (0, 0))  # the last check: long ago
+    _entry("third", tmp_path, 100, used=1e9 + 2)
+    assert _keys(tmp_path) == {"third"}
+
+
+@pytest.mark.parametrize("value", ["lots", "-5"])
+def test_bad_cache_bound_is_a_usage_error(value: str, monkeypatch):
+    monkeypatch.setenv("HCOMPILE_COMPILE_CACHE_MB", value)
+    with pytest.raises(UsageError, match=f"HCOMPILE_COMPILE_CACHE_MB is '{value}'; expected a "
+                                         "size in megabytes"):
+        compile_cache.max_bytes()
+
+
+def test_cache_bound_default_and_off(monkeypatch):
+    monkeypatch.delenv("HCOMPILE_COMPILE_CACHE_MB", raising=False)
+    assert compile_cache.max_bytes() == compile_cache.DEFAULT_MAX_MB << 20
+    monkeypatch.setenv("HCOMPILE_COMPILE_CACHE_MB", "0")
+    assert compile_cache.max_bytes() is None
