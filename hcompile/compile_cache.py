@@ -20,6 +20,7 @@ what those minutes compiled.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -115,10 +116,8 @@ def load(key: str, cache_dir: Path | None = None) -> CachedBuild | None:
 
 
 def _touch(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache still serves hits
         os.utime(path)
-    except OSError:  # a read-only cache still serves hits
-        pass
 
 
 def max_bytes() -> int | None:
