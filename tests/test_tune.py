@@ -12,16 +12,17 @@ from onnx import TensorProto, helper, numpy_helper
 
 import hcompile
 from hcompile.tuning.database import database_dir, has_records
+from hcompile.tuning.space import has_parallel_loop, serial_space
 from hcompile.tuning.tune import extract_tasks, tune_model
 from tests.conftest import hcompile_cli, ort_run
 
 
-def _matmul_model(path: Path) -> Path:
-    w = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+def _matmul_model(path: Path, rows: int = 4, k: int = 32, n: int = 16) -> Path:
+    w = np.random.default_rng(0).standard_normal((k, n)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])],
         [numpy_helper.from_array(w, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, path)
@@ -96,7 +97,7 @@ def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
     from hcompile.tuning.database import open_database
 
     model = _matmul_model(tmp_path / "mm.onnx")
-    tune_model(model, trials=2)
+    report = tune_model(model, trials=2)
     database = open_database(_target())
     task = extract_tasks(model, None, _target())[0]
     mod = task.extracted.dispatched[0]
@@ -111,3 +112,32 @@ def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
         return sch.mod
 
     assert any(tvm_ffi.structural_equal(replayed(r), rule.mod) for r in records)
+    # 4x32x16 is far below the rules' parallel threshold: the search stayed serial too
+    assert report.serial == [task.name]
+    assert len(records) > 1 and not any(has_parallel_loop(replayed(r)) for r in records)
+
+
+def test_search_is_serial_where_the_rules_are(tmp_path: Path):
+    """Small functions: serial rule schedule; big ones: parallel (the space follows them)."""
+    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
+    from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
+
+    features = CPUFeatures.of(_target())
+    for (rows, k, n), parallel in [((4, 32, 16), False), ((256, 1024, 512), True)]:
+        model = _matmul_model(tmp_path / f"mm{rows}.onnx", rows, k, n)
+        mod = extract_tasks(model, None, _target())[0].extracted.dispatched[0]
+        rules = rule_schedule(mod["main"], features)
+        assert rules is not None
+        assert has_parallel_loop(rules.mod) is (parallel and features.cores > 1)
+
+
+def test_serial_space_has_no_parallel_rule_or_mutator():
+    from tvm.s_tir import meta_schedule as ms
+
+    space = serial_space()
+    rules = {type(r).__name__: r for r in space.sch_rules}
+    assert int(rules["ParallelizeVectorizeUnroll"].max_jobs_per_core) == -1
+    assert int(rules["AddRFactor"].max_jobs_per_core) == -1
+    assert "MultiLevelTiling" in rules  # the rest of MetaSchedule's space is kept
+    assert not any(isinstance(m, ms.mutator.MutateParallel) for m in space.mutator_probs)
+    assert any(isinstance(m, ms.mutator.MutateTileSize) for m in space.mutator_probs)

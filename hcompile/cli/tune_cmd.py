@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
                         trials=args.trials, minutes=args.minutes, progress=progress)
     if not args.quiet and report.tuned and len(report.tuned) + len(report.skipped_budget):
         print(file=sys.stderr)
-    print(f"tuned {len(report.tuned)} operator(s) in {_fmt(report.seconds)}; "
-          f"{len(report.skipped_known)} already had records"
+    serial = f" ({len(report.serial)} searched single-threaded, as the rules run them)"
+    print(f"tuned {len(report.tuned)} operator(s) in {_fmt(report.seconds)}"
+          f"{serial if report.serial else ''}; {len(report.skipped_known)} already had records"
           + (f"; {len(report.skipped_budget)} left for lack of time (run again to continue)"
              if report.skipped_budget else ""))
     print(f"database: {report.database}")

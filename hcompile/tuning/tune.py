@@ -11,7 +11,9 @@ Tuning never makes code slower than the schedule rules: before the search, each 
 schedule (:func:`hcompile.targets.llvm_cpu.schedules.rules.rule_schedule`) is built and timed
 by the same builder and runner as the search's candidates and stored as a record with its
 trace, so the database's best record for a workload is the rules' schedule unless the
-search found a faster one.
+search found a faster one. Where the rules chose one thread, the search does too
+(:mod:`.space`): alone and back to back, parallel candidates of small functions time faster
+than they run inside a model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hcompile.errors import UsageError
+from hcompile.tuning.space import has_parallel_loop, serial_space
 
 log = logging.getLogger("hcompile")
 
@@ -51,6 +54,7 @@ class TuneReport:
     tuned: list[str] = field(default_factory=list)
     skipped_known: list[str] = field(default_factory=list)
     skipped_budget: list[str] = field(default_factory=list)
+    serial: list[str] = field(default_factory=list)  # searched without parallel loops
     seconds: float = 0.0
 
 
@@ -136,10 +140,14 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
             if deadline is not None and time.perf_counter() >= deadline:
                 report.skipped_budget.extend(t.name for t in todo[index:])
                 break
-            _record_rule_schedule(task, target, database)
+            rules = _record_rule_schedule(task, target, database)
+            serial = rules is not None and not has_parallel_loop(rules)
+            if serial:
+                report.serial.append(task.name)
             _drop_unnamed_handlers()
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                [task.extracted], work_dir=work_dir, num_threads="physical")
+                [task.extracted], work_dir=work_dir, num_threads="physical",
+                space=serial_space() if serial else "post-order-apply")
             ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
                                max_trials_global=trials, max_trials_per_task=trials,
                                num_trials_per_iter=min(64, trials), database=database,
@@ -167,9 +175,9 @@ def _drop_unnamed_handlers() -> None:
             logger.removeHandler(handler)
 
 
-def _record_rule_schedule(task: TuneTask, target: Any, database: Any) -> bool:
+def _record_rule_schedule(task: TuneTask, target: Any, database: Any) -> Any:
     """Time the rules' schedule of ``task`` like a search candidate and commit it as a
-    record; False when no rule applies or it fails to build or run (nothing recorded)."""
+    record. Returns the scheduled module; None when no rule applies (nothing recorded)."""
     from tvm.s_tir import meta_schedule as ms
 
     from hcompile.targets.llvm_cpu.schedules import CPUFeatures
@@ -178,26 +186,26 @@ def _record_rule_schedule(task: TuneTask, target: Any, database: Any) -> bool:
     mod = task.extracted.dispatched[0]
     sch = rule_schedule(mod["main"], CPUFeatures.of(target))
     if sch is None:
-        return False
+        return None
     args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
     (built,) = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S).build(
         [ms.builder.BuilderInput(sch.mod, target)])
     if built.error_msg:
         log.warning("tune: the rule schedule of %s did not build: %s", task.name,
                     built.error_msg.splitlines()[0])
-        return False
+        return sch.mod
     (future,) = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S).run(
         [ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
     result = future.result()
     if result.error_msg or not result.run_secs:
         log.warning("tune: the rule schedule of %s did not run: %s", task.name,
                     (result.error_msg or "no time").strip().splitlines()[-1])
-        return False
+        return sch.mod
     run_secs = [float(t) for t in result.run_secs]
     database.commit_tuning_record(ms.database.TuningRecord(
         sch.trace, database.commit_workload(mod), run_secs, target, args_info))
     log.info("tune: %s with the rules: %.1f us", task.name, 1e6 * min(run_secs))
-    return True
+    return sch.mod
 
 
 def _has_record(database: Any, mod: Any) -> bool:
