@@ -42,8 +42,7 @@ MAC_KINDS = ("conv", "strided_conv", "depthwise", "strided_depthwise", "matmul",
 
 _KIND_OF = {
     **dict.fromkeys(("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"), "conv"),
-    **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum",
-                     "LSTMRecurrence"), "matmul"),
+    **dict.fromkeys(("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum"), "matmul"),
     **dict.fromkeys(("MaxPool", "AveragePool", "LpPool", "MaxRoiPool", "RoiAlign"), "pool"),
     # Global pooling is a reduction over the spatial axes, not a sliding window: calibrated
     # MaxPool rates made it ~8x too slow (resnet18/mobilenetv2 heads: 14 us, predicted 109).
@@ -107,6 +106,8 @@ def op_kind(node: Node, types: dict[str, TensorType]) -> str:
     (a convolution with a stride above 1). Profiles that do not list a variant use its
     parent kind (``KIND_PARENT``)."""
     kind = _KIND_OF.get(node.op, "elementwise")
+    if node.op == "LSTMRecurrence":  # per step a matvec per row; rows share Rᵀ from batch 2
+        return "matvec" if node.output_types[1].shape[0] == 1 else "matmul"
     if kind == "matmul" and node.outputs and node.output_types:
         shape = node.output_types[0].shape
         if len(shape) >= 1 and math.prod(shape[:-1]) == 1:

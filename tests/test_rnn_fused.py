@@ -145,3 +145,19 @@ def test_tanh_and_sigmoid_match_numpy() -> None:
     np.testing.assert_allclose(args[1].numpy(), np.tanh(x.astype(np.float64)), atol=3e-7)
     np.testing.assert_allclose(args[2].numpy(), expected_sigmoid, atol=3e-7)
     assert np.isnan(args[1].numpy()[n - 4]) and np.isnan(args[2].numpy()[n - 4])
+
+
+@pytest.mark.parametrize("batch, kind", [(1, "matvec"), (16, "matmul")])
+def test_recurrence_cost(batch: int, kind: str) -> None:
+    """Row-vector products per step (rows share Rᵀ loads from batch 2), 2·T·N·H·4H flops."""
+    case = Case(batch=batch, hidden=64, steps=6)
+    model, _ = build_model(case)
+    graph, _ = import_model(model)
+    decompose_rnn.run(graph, PassOptions())
+    cost.run(graph, PassOptions())
+    node = next(n for n in graph.nodes if n.op == "LSTMRecurrence")
+    entry = node.meta["cost"]
+    assert entry["kind"] == kind
+    macs = case.steps * batch * 64 * 256
+    assert 2 * macs <= entry["flops"] <= 2.2 * macs
+    assert entry["est_ms"]["cpu"] > 0 and "gpu" not in entry["est_ms"]
