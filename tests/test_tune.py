@@ -44,6 +44,13 @@ def test_tasks_are_the_distinct_functions_biggest_first(zoo_path):
     assert work == sorted(work, reverse=True)
 
 
+def test_hand_scheduled_kernels_are_not_tasks(zoo_path):
+    """The fused LSTM recurrence is written scheduled: it is no MetaSchedule task."""
+    names = [t.name for t in extract_tasks(zoo_path("lstm"), {"x": (2, 20, 32)}, _target())]
+    assert names and not any("lstm_recurrence" in n for n in names)
+    assert any("matmul" in n for n in names)  # the input projections still are
+
+
 def test_budget_exhausted_tunes_nothing(zoo_path, isolated_cache):
     report = tune_model(zoo_path("mlp"), trials=2, minutes=1e-6)
     assert report.tuned == [] and len(report.skipped_budget) >= 2

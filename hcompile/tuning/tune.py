@@ -96,6 +96,8 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
                                               + cpu_generic.legalize_passes(target))(module)
         for task in ms.relax_integration.extract_tasks(module, target):
             func = task.dispatched[0]
+            if _hand_scheduled(func):  # e.g. the LSTM recurrence: no search space to tune
+                continue
             key = int(tvm_ffi.structural_hash(func))
             if key in tasks:
                 tasks[key].weight += int(task.weight)
@@ -163,6 +165,11 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
                 progress(done, len(todo), task.name, elapsed, eta)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _hand_scheduled(mod: Any) -> bool:
+    attrs = mod["main"].attrs
+    return attrs is not None and bool(attrs.get("tirx.is_scheduled", False))
 
 
 def _drop_unnamed_handlers() -> None:
