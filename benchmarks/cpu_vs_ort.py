@@ -104,7 +104,8 @@ def main() -> None:
                         help="tuning budget per model (--tuned)")
     args = parser.parse_args()
 
-    from hcompile.cli.bench_cmd import ort_session, random_inputs, set_threads, time_interleaved
+    from hcompile.cli.bench_cmd import ort_session, set_threads
+    from hcompile.timing import random_inputs, time_interleaved
 
     set_threads(args.threads)
     import hcompile
@@ -123,7 +124,13 @@ def main() -> None:
             if args.tuned:
                 from hcompile.tuning.tune import tune_model
 
-                tune_model(path, input_shapes=shapes, trials=args.trials, minutes=args.minutes)
+                tuned = tune_model(path, input_shapes=shapes, trials=args.trials,
+                                   minutes=args.minutes)
+                check = tuned.validation
+                print(f"  tune {name} b{batch}: {len(tuned.tuned)} searched, "
+                      f"{len(tuned.skipped_budget)} left; kept {len(check.kept)}, "
+                      f"dropped {len(check.dropped)}, rules best {len(check.rules_best)}; "
+                      f"{tuned.seconds:.0f} s ({check.seconds:.0f} s validating)", flush=True)
             # Cold compile into an empty compile cache, then the warm one from it.
             with tempfile.TemporaryDirectory() as tmp:
                 saved = os.environ.get("HCOMPILE_CACHE_DIR")

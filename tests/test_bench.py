@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hcompile.cli.bench_cmd import Timing, random_inputs, time_interleaved
 from hcompile.errors import UsageError
+from hcompile.timing import Timing, random_inputs, time_interleaved
 from tests.conftest import hcompile_cli
 
 

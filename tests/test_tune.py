@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import hcompile
+from hcompile.tuning.applied import AppliedRecords, workload_key
 from hcompile.tuning.database import database_dir, has_records
 from hcompile.tuning.space import has_parallel_loop, serial_space
 from hcompile.tuning.tune import extract_tasks, tune_model
@@ -51,6 +52,16 @@ def test_hand_scheduled_kernels_are_not_tasks(zoo_path):
     assert any("matmul" in n for n in names)  # the input projections still are
 
 
+def test_tasks_are_the_functions_a_compile_schedules(zoo_path):
+    """Tasks come from the compile's own pre-scheduling passes: the transformer's GELU is
+    the fast erf there (FastMath), so its task must be too, or no record would ever match."""
+    tasks = extract_tasks(zoo_path("transformer"), None, _target())
+    gelu = [t for t in tasks if "erf" in t.extracted.dispatched[0].script()
+            or "fast_math" in t.extracted.dispatched[0].script()]
+    assert gelu
+    assert all("T.erf(" not in t.extracted.dispatched[0].script() for t in gelu)
+
+
 def test_budget_exhausted_tunes_nothing(zoo_path, isolated_cache):
     report = tune_model(zoo_path("mlp"), trials=2, minutes=1e-6)
     assert report.tuned == [] and len(report.skipped_budget) >= 2
@@ -77,9 +88,18 @@ def test_tune_then_compile_uses_the_records(tmp_path: Path, isolated_cache):
     x = np.random.default_rng(1).standard_normal((4, 32)).astype(np.float32)
     got = hcompile.load(hcompile.compile(model)).run({"x": x})["y"]
     np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-5)
-    # Tuning again skips what the database has, unless asked to retune.
+    # Every searched workload is decided: kept (faster in the model) or the rules.
+    (task,) = extract_tasks(model, None, _target())
+    decisions = AppliedRecords.load(_target()).decisions
+    key = workload_key(task.extracted.dispatched[0])
+    assert key in decisions and decisions[key].model == "mm"
+    check = report.validation
+    assert sorted(check.kept + check.dropped + check.rules_best) == [task.name]
+    # Tuning again skips what the database has and what is decided, unless asked to retune.
     again = tune_model(model, trials=2)
     assert again.tuned == [] or again.skipped_known == []  # failed runs are not "known"
+    if again.tuned == []:
+        assert again.validation.compiles == 0 and not again.validation.rules_best
 
 
 def test_cli_tune_reports_progress_and_database(tmp_path: Path, isolated_cache):
@@ -101,11 +121,11 @@ def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
 
     from hcompile.targets.llvm_cpu.schedules import CPUFeatures
     from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
-    from hcompile.tuning.database import open_database
+    from hcompile.tuning.database import open_search_database
 
     model = _matmul_model(tmp_path / "mm.onnx")
     report = tune_model(model, trials=2)
-    database = open_database(_target())
+    database = open_search_database(_target())
     task = extract_tasks(model, None, _target())[0]
     mod = task.extracted.dispatched[0]
     records = database.get_top_k(database.commit_workload(mod), 100)

@@ -1,8 +1,9 @@
 """``hcompile tune MODEL``: search for faster CPU code for the model's operators (MetaSchedule).
 
-Records go to a persistent database in the user cache dir (one per target); every later
-``hcompile compile`` for the same CPU uses them automatically, for this model and any other
-with the same operator shapes.
+Records go to a persistent database in the user cache dir (one per target). A searched
+record that beats the schedule rules is kept only if the whole model runs faster with it;
+every later ``hcompile compile`` for the same CPU applies the kept records automatically, for
+this model and any other with the same operator shapes.
 """
 
 from __future__ import annotations
@@ -60,5 +61,14 @@ def run(args: argparse.Namespace) -> int:
           f"{serial if report.serial else ''}; {len(report.skipped_known)} already had records"
           + (f"; {len(report.skipped_budget)} left for lack of time (run again to continue)"
              if report.skipped_budget else ""))
+    check = report.validation
+    if check.kept or check.dropped:
+        overall = f" (model {check.ratio:.2f}x the rules' time)" if check.ratio else ""
+        print(f"kept {len(check.kept)} searched record(s) that made the whole model faster"
+              f"{overall}; {len(check.dropped)} did not and are not applied "
+              f"({check.compiles} test compiles, {_fmt(check.seconds)})")
+    if check.rules_best:
+        print(f"{len(check.rules_best)} operator(s) keep the schedule rules (no faster "
+              f"candidate found)")
     print(f"database: {report.database}")
     return 0

@@ -7,13 +7,13 @@ the tuned functions are the ones a later compile looks up (``MetaScheduleApplyDa
 skipped; the rest are tuned one at a time, biggest first, so a time budget is spent where it
 matters and progress (with an ETA) can be shown after each.
 
-Tuning never makes code slower than the schedule rules: before the search, each task's rule
-schedule (:func:`hcompile.targets.llvm_cpu.schedules.rules.rule_schedule`) is built and timed
-by the same builder and runner as the search's candidates and stored as a record with its
-trace, so the database's best record for a workload is the rules' schedule unless the
-search found a faster one. Where the rules chose one thread, the search does too
-(:mod:`.space`): alone and back to back, parallel candidates of small functions time faster
-than they run inside a model.
+Before the search, each task's rule schedule
+(:func:`hcompile.targets.llvm_cpu.schedules.rules.rule_schedule`) is built and timed by the
+same builder and runner as the search's candidates and stored as a record with its trace, so
+the search database's best record for a workload is the rules' schedule unless the search
+found a faster one. Where the rules chose one thread, the search does too (:mod:`.space`).
+A searched record that beats the rules alone is then applied only if the whole model runs
+faster with it (:mod:`.validate`); the decisions go to :mod:`.applied`, which compiles read.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from hcompile.errors import UsageError
+from hcompile.tuning.applied import Decision
 from hcompile.tuning.space import has_parallel_loop, serial_space
+from hcompile.tuning.validate import ValidationReport
 
 log = logging.getLogger("hcompile")
 
@@ -55,20 +57,8 @@ class TuneReport:
     skipped_known: list[str] = field(default_factory=list)
     skipped_budget: list[str] = field(default_factory=list)
     serial: list[str] = field(default_factory=list)  # searched without parallel loops
+    validation: ValidationReport = field(default_factory=ValidationReport)
     seconds: float = 0.0
-
-
-def _blocked_conv_passes(target: Any) -> list[Any]:
-    """The CPU target's blocked-conv layout passes, when it uses them (tasks must be the
-    functions it schedules)."""
-    from hcompile.targets.llvm_cpu import LLVMCPUTarget
-    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
-    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
-
-    cpu = LLVMCPUTarget()
-    if not (cpu.schedules and cpu.blocked_convs):
-        return []
-    return blocked_conv_passes(CPUFeatures.of(target))
 
 
 def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
@@ -76,14 +66,18 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
     """The distinct TIR functions of the model's CPU code, biggest (flops × uses) first."""
     import tvm
     import tvm_ffi
-    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
     from tvm.s_tir import meta_schedule as ms
 
     from hcompile.frontend import import_model
     from hcompile.passes import PassOptions, run_pipeline
     from hcompile.plan import build_partitions, subgraph
+    from hcompile.targets.llvm_cpu import LLVMCPUTarget
+    from hcompile.targets.llvm_cpu.schedules import CPUFeatures, pre_schedule_passes
     from hcompile.targets.lowering import lower_graph, partition_params
 
+    cpu = LLVMCPUTarget()
+    passes = pre_schedule_passes(target, CPUFeatures.of(target),
+                                 blocked_convs=cpu.schedules and cpu.blocked_convs)
     graph, _ = import_model(model, input_shapes)
     run_pipeline(graph, PassOptions(targets=["cpu"]))
     tasks: dict[int, TuneTask] = {}
@@ -91,9 +85,7 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
         sub = subgraph(graph, part)
         module = lower_graph(sub, partition_params(sub))
         with target:
-            module = tvm.transform.Sequential(cpu_generic.library_dispatch_passes(target)
-                                              + _blocked_conv_passes(target)
-                                              + cpu_generic.legalize_passes(target))(module)
+            module = tvm.transform.Sequential(passes)(module)
         for task in ms.relax_integration.extract_tasks(module, target):
             func = task.dispatched[0]
             if _hand_scheduled(func):  # e.g. the LSTM recurrence: no search space to tune
@@ -114,12 +106,13 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
                trials: int = 64, minutes: float | None = None,
                progress: Progress | None = None, cache_dir: Path | None = None,
                retune: bool = False) -> TuneReport:
-    """Tune every CPU function of ``model`` with ``trials`` measured candidates each, within
-    ``minutes`` if given; records go to the target's persistent database."""
-    from tvm.s_tir import meta_schedule as ms
-
+    """Tune every CPU function of ``model`` with ``trials`` measured candidates each (new
+    searches start only within ``minutes`` if given), then keep the records that make the
+    whole model faster (:mod:`.validate`) for later compiles."""
     from hcompile.targets.llvm_cpu import LLVMCPUTarget
-    from hcompile.tuning.database import database_dir, open_database
+    from hcompile.tuning.applied import AppliedRecords, workload_key
+    from hcompile.tuning.database import database_dir, open_search_database
+    from hcompile.tuning.validate import find_candidates, validate
 
     if trials < 1:
         raise UsageError("--trials must be at least 1")
@@ -127,16 +120,39 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
         raise UsageError("--minutes must be positive")
     start = time.perf_counter()
     target = LLVMCPUTarget().tvm_target()
-    database = open_database(target, cache_dir, create=True)
+    applied = AppliedRecords.load(target, cache_dir)  # a damaged file stops before the search
+    database = open_search_database(target, cache_dir)
     report = TuneReport(database_dir(target, cache_dir))
+    tasks = extract_tasks(model, input_shapes, target)
     todo = []
-    for task in extract_tasks(model, input_shapes, target):
-        mod = task.extracted.dispatched[0]
-        if not retune and _has_record(database, mod):
+    for task in tasks:
+        if not retune and _has_record(database, task.extracted.dispatched[0]):
             report.skipped_known.append(task.name)
         else:
             todo.append(task)
     deadline = start + minutes * 60 if minutes is not None else None
+    for task in _search(todo, target, database, trials, deadline, report, progress, start):
+        applied.forget(workload_key(task.extracted.dispatched[0]))  # searched: decide again
+    undecided = [t for t in tasks if not applied.decided(workload_key(t.extracted.dispatched[0]))]
+    candidates, rules_best = find_candidates(undecided, database, target)
+    model_name = Path(model).stem if isinstance(model, str | Path) else "<memory>"
+    for task in rules_best:
+        applied.decide(workload_key(task.extracted.dispatched[0]),
+                       Decision(task.name, model_name, kept=False, ratio=None))
+    report.validation = validate(model, input_shapes, candidates, applied, model_name)
+    report.validation.rules_best = [t.name for t in rules_best]
+    applied.save()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _search(todo: Sequence[TuneTask], target: Any, database: Any, trials: int,
+            deadline: float | None, report: TuneReport, progress: Progress | None,
+            start: float) -> list[TuneTask]:
+    """Run MetaSchedule on each task in turn until ``deadline``; returns those searched."""
+    from tvm.s_tir import meta_schedule as ms
+
+    searched: list[TuneTask] = []
     with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir:
         for index, task in enumerate(todo):
             if deadline is not None and time.perf_counter() >= deadline:
@@ -156,6 +172,7 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
                                builder=ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S),
                                runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S))
             report.tuned.append(task.name)
+            searched.append(task)
             elapsed = time.perf_counter() - start
             done = index + 1
             eta = elapsed / done * (len(todo) - done)
@@ -163,8 +180,7 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
                 eta = min(eta, max(0.0, deadline - time.perf_counter()))
             if progress is not None:
                 progress(done, len(todo), task.name, elapsed, eta)
-    report.seconds = time.perf_counter() - start
-    return report
+    return searched
 
 
 def _hand_scheduled(mod: Any) -> bool:

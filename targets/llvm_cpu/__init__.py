@@ -68,9 +68,11 @@ class LLVMCPUTarget(Target):
         # A schedule that TVM's code generator rejects must cost speed, never the compile.
         return cpu_pipeline(target, schedules=False) if self.schedules else None
 
-    def cache_flags(self) -> dict[str, Any]:
+    def cache_flags(self) -> dict[str, Any] | None:
         from hcompile.tuning.database import database_fingerprint
 
+        tuned = database_fingerprint(self.tvm_target())
+        if tuned is None:  # records under trial (hcompile tune): not worth caching
+            return None
         return {"schedules": self.schedules, "blocked_convs": self.blocked_convs,
-                "exec_mode": EXEC_MODE,
-                "tuned": database_fingerprint(self.tvm_target())}
+                "exec_mode": EXEC_MODE, "tuned": tuned}

@@ -16,7 +16,8 @@ from hcompile.targets.llvm_cpu.fast_math import FastMath
 from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
 from hcompile.targets.llvm_cpu.schedules.rules import schedule_prim_func
 
-__all__ = ["CPUFeatures", "ScheduleCPU", "cpu_pipeline", "schedule_prim_func"]
+__all__ = ["CPUFeatures", "ScheduleCPU", "cpu_pipeline", "pre_schedule_passes",
+           "schedule_prim_func"]
 
 
 @tvm.transform.module_pass(opt_level=0, name="hcompile.ScheduleCPU")
@@ -41,13 +42,26 @@ class ScheduleCPU:
         return mod
 
 
+def pre_schedule_passes(target: tvm.target.Target, features: CPUFeatures, *,
+                        blocked_convs: bool) -> list[tvm.transform.Pass]:
+    """Everything the CPU pipeline does before scheduling. ``hcompile tune`` extracts its
+    tasks after exactly these, so a record's workload is the function a compile looks up
+    (run inside ``with target``)."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
+
+    return ([FastMath()]  # erf/tanh/sigmoid: else a libm call per element
+            + cpu_generic.library_dispatch_passes(target)
+            + (blocked_conv_passes(features) if blocked_convs else [])
+            + cpu_generic.legalize_passes(target))
+
+
 def cpu_pipeline(target: tvm.target.Target, *, schedules: bool = True,
                  database: Any = None, blocked_convs: bool = True) -> tvm.transform.Pass:
     """TVM's CPU pipeline plus tuned records (``database``) and the schedule rules;
     ``blocked_convs``: convs in blocked layouts (:mod:`..layout`, part of the schedules)."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
-
-    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
 
     features = CPUFeatures.of(target)
 
@@ -61,10 +75,8 @@ def cpu_pipeline(target: tvm.target.Target, *, schedules: bool = True,
                     enable_warning=False))
             if schedules:
                 scheduling.append(ScheduleCPU(features))
-            passes = ([FastMath()]  # erf/tanh/sigmoid: else a libm call per element
-                      + cpu_generic.library_dispatch_passes(target)
-                      + (blocked_conv_passes(features) if schedules and blocked_convs else [])
-                      + cpu_generic.legalize_passes(target)
+            passes = (pre_schedule_passes(target, features,
+                                          blocked_convs=schedules and blocked_convs)
                       + scheduling
                       + cpu_generic.dataflow_lower_passes(target)
                       + cpu_generic.finalize_passes(target))
