@@ -112,6 +112,19 @@ def test_cli_tune_reports_progress_and_database(tmp_path: Path, isolated_cache):
 
 
 @pytest.mark.slow
+def test_cli_tune_reports_what_it_kept(tmp_path: Path, isolated_cache):
+    """A full (one-trial) tune from the command line says what became of the search."""
+    model = _matmul_model(tmp_path / "mm.onnx", 64, 256, 128)
+    result = hcompile_cli("tune", str(model), "--trials", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "tuned 1 operator(s)" in result.stdout
+    verdicts = [line for line in result.stdout.splitlines()
+                if "made the whole model faster" in line or "keep the schedule rules" in line]
+    assert len(verdicts) == 1, result.stdout
+    assert (database_dir(_target()) / "applied.json").is_file()
+
+
+@pytest.mark.slow
 def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
     """Tuning stores the rules' own schedule, timed like a candidate: the database's best
     record is never slower than the code a compile without tuning would make."""
@@ -168,3 +181,31 @@ def test_serial_space_has_no_parallel_rule_or_mutator():
     assert "MultiLevelTiling" in rules  # the rest of MetaSchedule's space is kept
     assert not any(isinstance(m, ms.mutator.MutateParallel) for m in space.mutator_probs)
     assert any(isinstance(m, ms.mutator.MutateTileSize) for m in space.mutator_probs)
+
+
+def test_a_task_with_only_its_rules_record_is_not_searched(tmp_path: Path):
+    """Rule schedules are recorded in batches ahead of the search; one whose search never
+    ran (the time budget ended) must be searched by the next tune, not skipped as known."""
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    from hcompile.tuning.baseline import rule_schedules, searched
+
+    model = _matmul_model(tmp_path / "mm.onnx", 64, 256, 128)
+    (task,) = extract_tasks(model, None, _target())
+    (rules,) = rule_schedules([task], _target())
+    mod = task.extracted.dispatched[0]
+    database = ms.database.MemoryDatabase(module_equality="structural")
+    assert not searched(database, mod, rules)
+
+    def commit(trace) -> None:
+        database.commit_tuning_record(ms.database.TuningRecord(
+            trace, database.commit_workload(mod), [1e-5], _target(),
+            ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+
+    commit(rules.trace)
+    assert not searched(database, mod, rules)
+    other = s_tir.Schedule(mod)
+    other.get_sblock("root", func_name="main")
+    commit(other.trace)  # a search candidate
+    assert searched(database, mod, rules)

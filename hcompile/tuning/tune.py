@@ -7,11 +7,10 @@ the tuned functions are the ones a later compile looks up (``MetaScheduleApplyDa
 skipped; the rest are tuned one at a time, biggest first, so a time budget is spent where it
 matters and progress (with an ETA) can be shown after each.
 
-Before the search, each task's rule schedule
-(:func:`hcompile.targets.llvm_cpu.schedules.rules.rule_schedule`) is built and timed by the
-same builder and runner as the search's candidates and stored as a record with its trace, so
-the search database's best record for a workload is the rules' schedule unless the search
-found a faster one. Where the rules chose one thread, the search does too (:mod:`.space`).
+Before the search, each task's rule schedule is timed like a candidate and stored as a
+record (:mod:`.baseline`), so the search database's best record for a workload is the rules'
+schedule unless the search found a faster one. Where the rules chose one thread, the search
+does too (:mod:`.space`).
 A searched record that beats the rules alone is then applied only if the whole model runs
 faster with it (:mod:`.validate`); the decisions go to :mod:`.applied`, which compiles read.
 """
@@ -28,6 +27,7 @@ from typing import Any
 
 from hcompile.errors import UsageError
 from hcompile.tuning.applied import Decision
+from hcompile.tuning.baseline import record_rule_schedules, rule_schedules, searched
 from hcompile.tuning.space import has_parallel_loop, serial_space
 from hcompile.tuning.validate import ValidationReport
 
@@ -37,6 +37,9 @@ log = logging.getLogger("hcompile")
 #: worker imports TVM and runs LLVM in a fresh process.
 BUILD_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 120
+
+#: Rule schedules built and timed per builder call (each call starts a process pool).
+RULE_BATCH = 8
 
 #: ``progress(done, total, task name, elapsed s, eta s)`` after every task.
 Progress = Callable[[int, int, str, float, float], None]
@@ -125,11 +128,11 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
     report = TuneReport(database_dir(target, cache_dir))
     tasks = extract_tasks(model, input_shapes, target)
     todo = []
-    for task in tasks:
-        if not retune and _has_record(database, task.extracted.dispatched[0]):
+    for task, rules in zip(tasks, rule_schedules(tasks, target), strict=True):
+        if not retune and searched(database, task.extracted.dispatched[0], rules):
             report.skipped_known.append(task.name)
         else:
-            todo.append(task)
+            todo.append((task, rules))
     deadline = start + minutes * 60 if minutes is not None else None
     for task in _search(todo, target, database, trials, deadline, report, progress, start):
         applied.forget(workload_key(task.extracted.dispatched[0]))  # searched: decide again
@@ -146,20 +149,26 @@ def tune_model(model: Any, *, input_shapes: Mapping[str, Sequence[int]] | None =
     return report
 
 
-def _search(todo: Sequence[TuneTask], target: Any, database: Any, trials: int,
+def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, trials: int,
             deadline: float | None, report: TuneReport, progress: Progress | None,
             start: float) -> list[TuneTask]:
-    """Run MetaSchedule on each task in turn until ``deadline``; returns those searched."""
+    """Run MetaSchedule on each (task, rule schedule) in turn until ``deadline``; returns
+    the tasks searched. One builder and runner serve all (each new one starts processes)."""
     from tvm.s_tir import meta_schedule as ms
 
-    searched: list[TuneTask] = []
+    builder = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
+    runner = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S)
+    done: list[TuneTask] = []
     with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir:
-        for index, task in enumerate(todo):
+        for index, (task, rules) in enumerate(todo):
             if deadline is not None and time.perf_counter() >= deadline:
-                report.skipped_budget.extend(t.name for t in todo[index:])
+                report.skipped_budget.extend(t.name for t, _ in todo[index:])
                 break
-            rules = _record_rule_schedule(task, target, database)
-            serial = rules is not None and not has_parallel_loop(rules)
+            if index % RULE_BATCH == 0:
+                batch = todo[index:index + RULE_BATCH]
+                record_rule_schedules([t for t, _ in batch], [r for _, r in batch], target,
+                                      database, builder, runner)
+            serial = rules is not None and not has_parallel_loop(rules.mod)
             if serial:
                 report.serial.append(task.name)
             _drop_unnamed_handlers()
@@ -169,18 +178,16 @@ def _search(todo: Sequence[TuneTask], target: Any, database: Any, trials: int,
             ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
                                max_trials_global=trials, max_trials_per_task=trials,
                                num_trials_per_iter=min(64, trials), database=database,
-                               builder=ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S),
-                               runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S))
+                               builder=builder, runner=runner)
             report.tuned.append(task.name)
-            searched.append(task)
-            elapsed = time.perf_counter() - start
-            done = index + 1
-            eta = elapsed / done * (len(todo) - done)
-            if deadline is not None:
-                eta = min(eta, max(0.0, deadline - time.perf_counter()))
+            done.append(task)
             if progress is not None:
-                progress(done, len(todo), task.name, elapsed, eta)
-    return searched
+                elapsed = time.perf_counter() - start
+                eta = elapsed / len(done) * (len(todo) - len(done))
+                if deadline is not None:
+                    eta = min(eta, max(0.0, deadline - time.perf_counter()))
+                progress(len(done), len(todo), task.name, elapsed, eta)
+    return done
 
 
 def _hand_scheduled(mod: Any) -> bool:
@@ -196,43 +203,3 @@ def _drop_unnamed_handlers() -> None:
     for handler in list(logger.handlers):
         if handler.get_name() is None:
             logger.removeHandler(handler)
-
-
-def _record_rule_schedule(task: TuneTask, target: Any, database: Any) -> Any:
-    """Time the rules' schedule of ``task`` like a search candidate and commit it as a
-    record. Returns the scheduled module; None when no rule applies (nothing recorded)."""
-    from tvm.s_tir import meta_schedule as ms
-
-    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
-    from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
-
-    mod = task.extracted.dispatched[0]
-    sch = rule_schedule(mod["main"], CPUFeatures.of(target))
-    if sch is None:
-        return None
-    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
-    (built,) = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S).build(
-        [ms.builder.BuilderInput(sch.mod, target)])
-    if built.error_msg:
-        log.warning("tune: the rule schedule of %s did not build: %s", task.name,
-                    built.error_msg.splitlines()[0])
-        return sch.mod
-    (future,) = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S).run(
-        [ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
-    result = future.result()
-    if result.error_msg or not result.run_secs:
-        log.warning("tune: the rule schedule of %s did not run: %s", task.name,
-                    (result.error_msg or "no time").strip().splitlines()[-1])
-        return sch.mod
-    run_secs = [float(t) for t in result.run_secs]
-    database.commit_tuning_record(ms.database.TuningRecord(
-        sch.trace, database.commit_workload(mod), run_secs, target, args_info))
-    log.info("tune: %s with the rules: %.1f us", task.name, 1e6 * min(run_secs))
-    return sch.mod
-
-
-def _has_record(database: Any, mod: Any) -> bool:
-    if not database.has_workload(mod):
-        return False
-    workload = database.commit_workload(mod)
-    return len(database.get_top_k(workload, 1)) > 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hcompile.tuning.applied import AppliedRecords, Decision, add_record, record_json
+from hcompile.tuning.baseline import rule_schedules, trace_key
 
 log = logging.getLogger("hcompile")
 
@@ -65,20 +66,16 @@ class ValidationReport:
 def find_candidates(tasks: Sequence[Any], search_db: Any,
                     target: Any) -> tuple[list[Candidate], list[Any]]:
     """Split searched ``tasks`` into candidates and those whose best is the rules'."""
-    from hcompile.targets.llvm_cpu.schedules import CPUFeatures
-    from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
     from hcompile.tuning.applied import workload_key
 
-    features = CPUFeatures.of(target)
     candidates, rules_best = [], []
-    for task in tasks:
+    for task, rules in zip(tasks, rule_schedules(tasks, target), strict=True):
         mod = task.extracted.dispatched[0]
         if not search_db.has_workload(mod):
             continue
         records = search_db.get_top_k(search_db.commit_workload(mod), 1 << 16)
         if not records:
             continue
-        rules = rule_schedule(mod["main"], features)
         rules_index = _index_of_trace(records, rules.trace) if rules is not None else None
         if rules_index == 0:
             rules_best.append(task)
@@ -242,13 +239,8 @@ def _resolvable(group: Sequence[Candidate], model_s: float) -> bool:
 
 
 def _index_of_trace(records: Sequence[Any], trace: Any) -> int | None:
-    import tvm
-
-    wanted = tvm.ir.save_json(trace.as_json())
-    for index, record in enumerate(records):
-        if tvm.ir.save_json(record.trace.as_json()) == wanted:
-            return index
-    return None
+    wanted = trace_key(trace)
+    return next((i for i, r in enumerate(records) if trace_key(r.trace) == wanted), None)
 
 
 def _mean(record: Any) -> float:
