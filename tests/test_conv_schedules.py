@@ -98,9 +98,9 @@ def test_the_relu_epilogue_is_written_from_the_accumulators():
 
 
 def test_weight_packing_is_lifted_out_of_main():
-    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
+    from hcompile.targets.llvm_cpu.layout import layout_passes
 
-    module = tvm.transform.Sequential(blocked_conv_passes(AVX512))(_block_module())
+    module = tvm.transform.Sequential(layout_passes(AVX512))(_block_module())
     assert "main_transform_params" in [g.name_hint for g, _ in module.functions_items()]
     params = module["main"].params
     assert [int(d) for d in params[1].ty.shape] == [2, 2, 3, 3, 16, 16]

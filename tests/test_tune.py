@@ -122,6 +122,8 @@ def test_cli_tune_reports_what_it_kept(tmp_path: Path, isolated_cache):
                 if "made the whole model faster" in line or "keep the schedule rules" in line]
     assert len(verdicts) == 1, result.stdout
     assert (database_dir(_target()) / "applied.json").is_file()
+    # MetaSchedule's own per-task tables and model fitting stay out of the console
+    assert "task_scheduler" not in result.stdout and "XGB" not in result.stdout
 
 
 @pytest.mark.slow

@@ -18,9 +18,11 @@ faster with it (:mod:`.validate`); the decisions go to :mod:`.applied`, which co
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,8 +81,8 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
     from hcompile.targets.lowering import lower_graph, partition_params
 
     cpu = LLVMCPUTarget()
-    passes = pre_schedule_passes(target, CPUFeatures.of(target),
-                                 blocked_convs=cpu.schedules and cpu.blocked_convs)
+    passes = pre_schedule_passes(target, CPUFeatures.of(target), layouts=cpu.schedules,
+                                 blocked_convs=cpu.blocked_convs)
     graph, _ = import_model(model, input_shapes)
     run_pipeline(graph, PassOptions(targets=["cpu"]))
     tasks: dict[int, TuneTask] = {}
@@ -159,7 +161,7 @@ def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, tr
     builder = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
     runner = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S)
     done: list[TuneTask] = []
-    with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir, _quiet_search_logs():
         for index, (task, rules) in enumerate(todo):
             if deadline is not None and time.perf_counter() >= deadline:
                 report.skipped_budget.extend(t.name for t, _ in todo[index:])
@@ -193,6 +195,23 @@ def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, tr
 def _hand_scheduled(mod: Any) -> bool:
     attrs = mod["main"].attrs
     return attrs is not None and bool(attrs.get("tirx.is_scheduled", False))
+
+
+@contextmanager
+def _quiet_search_logs() -> Iterator[None]:
+    """MetaSchedule prints every task's table and its cost model's fitting to stdout: its
+    console handler takes its logger's level, and NOTSET counts as DEBUG. Unless the host
+    set a level or HCOMPILE_DEBUG=1, only errors reach the console (the progress bar is
+    ours); the full logs still go to the search's work-dir files."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    if logger.level != logging.NOTSET or os.environ.get("HCOMPILE_DEBUG") == "1":
+        yield
+        return
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 def _drop_unnamed_handlers() -> None:

@@ -25,18 +25,24 @@ from typing import Any
 import tvm
 from tvm import relax, te, topi
 
+from hcompile.targets.llvm_cpu.dense_padding import PadDenseColumns
+from hcompile.targets.llvm_cpu.relax_types import all_float32, static_shape
 from hcompile.targets.llvm_cpu.schedules.conv import BLOCKED_CONV_BLOCK, BLOCKED_DEPTHWISE_BLOCK
 from hcompile.targets.llvm_cpu.schedules.features import CPUFeatures
 
 
-def blocked_conv_passes(features: CPUFeatures) -> list[tvm.transform.Pass]:
-    """Blocked layouts for convs and their elementwise neighbours, weights packed at load."""
+def layout_passes(features: CPUFeatures, *, blocked_convs: bool = True
+                  ) -> list[tvm.transform.Pass]:
+    """Blocked layouts for convs and their elementwise neighbours (``blocked_convs``), whole
+    vectors of columns for matmuls with weights (:mod:`.dense_padding`), weights packed at
+    load."""
     lanes = features.lanes(32)
     if lanes < 4:
         return []  # no SIMD worth blocking for
     # LiftTransformParams moves the weights' layout transforms (everything computed from
     # weights alone) into ``main_transform_params``, which the runtime calls once at load.
-    return [BlockedLayout(lanes), relax.transform.LiftTransformParams()]
+    return (([BlockedLayout(lanes)] if blocked_convs else [])
+            + [PadDenseColumns(lanes), relax.transform.LiftTransformParams()])
 
 
 def channel_block(channels: int, lanes: int) -> int:
@@ -139,10 +145,10 @@ class _Blocker(relax.PyExprMutator):
         TOPI's pool2d takes NCHW[x]c)."""
         x = call.args[0]
         attrs = call.attrs
-        shape = _shape(x)
+        shape = static_shape(x)
         if not (isinstance(x, relax.Var) and x in self.blocked) or shape is None \
                 or str(attrs.layout) != "NCHW" or str(attrs.out_layout) != "NCHW" \
-                or not _all_float32(call):
+                or not all_float32(call):
             return None
         block = self.blocked[x][1]
         layout = f"NCHW{block}c"
@@ -163,8 +169,8 @@ class _Blocker(relax.PyExprMutator):
     def _unblocked(self, blocked: relax.Expr, block: int, like: relax.Expr) -> relax.Expr:
         """The NCHW value of ``blocked``, shaped like ``like`` (padded channels cut off)."""
         plain = relax.op.layout_transform(blocked, from_blocked(block))
-        channels = (_shape(like) or (0, 0))[1]
-        if (_shape(blocked) or (0, 0))[1] * block == channels:
+        channels = (static_shape(like) or (0, 0))[1]
+        if (static_shape(blocked) or (0, 0))[1] * block == channels:
             return plain
         return relax.op.strided_slice(self.builder_.emit(plain), axes=[1], begin=[0],
                                       end=[channels])
@@ -179,10 +185,10 @@ class _Blocker(relax.PyExprMutator):
     def _conv(self, call: relax.Call) -> tuple[relax.Expr, int] | None:
         attrs = call.attrs
         x, w = call.args
-        xs, ws = _shape(x), _shape(w)
+        xs, ws = static_shape(x), static_shape(w)
         layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
         if layouts != ("NCHW", "OIHW", "NCHW") or xs is None or ws is None or len(xs) != 4 \
-                or not _all_float32(x, w, call):
+                or not all_float32(x, w, call):
             return None
         out_block = channel_blocking(ws[0], self.lanes)[0]
         groups = int(attrs.groups)
@@ -207,8 +213,8 @@ class _Blocker(relax.PyExprMutator):
         return None
 
     def _elementwise(self, call: relax.Call) -> tuple[relax.Expr, int] | None:
-        out = _shape(call)
-        if out is None or len(out) != 4 or not _all_float32(call) or not any(
+        out = static_shape(call)
+        if out is None or len(out) != 4 or not all_float32(call) or not any(
                 isinstance(a, relax.Var) and a in self.blocked for a in call.args):
             return None
         block, padded = channel_blocking(out[1], self.lanes)
@@ -235,24 +241,9 @@ def _block(value: relax.Expr, blocks: dict[int, int], index_map: Callable[..., A
            pad: float = 0.0) -> relax.Expr:
     """``layout_transform(value, index_map)``, padding with ``pad`` when an axis is not a
     whole number of its block (``blocks``: axis -> block)."""
-    shape = _shape(value)
+    shape = static_shape(value)
     whole = shape is not None and all(shape[a] % b == 0 for a, b in blocks.items())
     return relax.op.layout_transform(value, index_map, pad_value=None if whole else pad)
-
-
-def _shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    ty = getattr(expr, "ty", None)
-    shape = getattr(ty, "shape", None)
-    if not isinstance(ty, relax.TensorType) or shape is None:
-        return None
-    try:
-        return tuple(int(d) for d in shape)
-    except (TypeError, ValueError):  # symbolic dims
-        return None
-
-
-def _all_float32(*exprs: relax.Expr) -> bool:
-    return all(str(getattr(e.ty, "dtype", "")) == "float32" for e in exprs)
 
 
 def _operand_kind(arg: relax.Expr, out: tuple[int, ...]) -> str | None:
@@ -261,7 +252,7 @@ def _operand_kind(arg: relax.Expr, out: tuple[int, ...]) -> str | None:
     (scalars, all-ones shapes, non-tensors), None: not blockable."""
     if not isinstance(getattr(arg, "ty", None), relax.TensorType):
         return "as_is"
-    shape = _shape(arg)
+    shape = static_shape(arg)
     if shape is None:
         return None
     if shape == out:

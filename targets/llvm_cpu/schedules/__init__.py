@@ -43,17 +43,18 @@ class ScheduleCPU:
 
 
 def pre_schedule_passes(target: tvm.target.Target, features: CPUFeatures, *,
-                        blocked_convs: bool) -> list[tvm.transform.Pass]:
+                        layouts: bool, blocked_convs: bool) -> list[tvm.transform.Pass]:
     """Everything the CPU pipeline does before scheduling. ``hcompile tune`` extracts its
     tasks after exactly these, so a record's workload is the function a compile looks up
-    (run inside ``with target``)."""
+    (run inside ``with target``). ``layouts``: the schedules' weight layouts (padded dense
+    columns, and blocked convs if ``blocked_convs``)."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
-    from hcompile.targets.llvm_cpu.layout import blocked_conv_passes
+    from hcompile.targets.llvm_cpu.layout import layout_passes
 
     return ([FastMath()]  # erf/tanh/sigmoid: else a libm call per element
             + cpu_generic.library_dispatch_passes(target)
-            + (blocked_conv_passes(features) if blocked_convs else [])
+            + (layout_passes(features, blocked_convs=blocked_convs) if layouts else [])
             + cpu_generic.legalize_passes(target))
 
 
@@ -75,8 +76,8 @@ def cpu_pipeline(target: tvm.target.Target, *, schedules: bool = True,
                     enable_warning=False))
             if schedules:
                 scheduling.append(ScheduleCPU(features))
-            passes = (pre_schedule_passes(target, features,
-                                          blocked_convs=schedules and blocked_convs)
+            passes = (pre_schedule_passes(target, features, layouts=schedules,
+                                          blocked_convs=blocked_convs)
                       + scheduling
                       + cpu_generic.dataflow_lower_passes(target)
                       + cpu_generic.finalize_passes(target))
