@@ -90,7 +90,7 @@ def extract_tasks(model: Any, input_shapes: Mapping[str, Sequence[int]] | None,
         sub = subgraph(graph, part)
         module = lower_graph(sub, partition_params(sub))
         with target:
-            module = tvm.transform.Sequential(passes)(module)
+            module = _per_inference(tvm.transform.Sequential(passes)(module))
         for task in ms.relax_integration.extract_tasks(module, target):
             func = task.dispatched[0]
             if _hand_scheduled(func):  # e.g. the LSTM recurrence: no search space to tune
@@ -161,7 +161,7 @@ def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, tr
     builder = ms.builder.LocalBuilder(timeout_sec=BUILD_TIMEOUT_S)
     runner = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S)
     done: list[TuneTask] = []
-    with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir, _quiet_search_logs():
+    with tempfile.TemporaryDirectory(prefix="hcompile-tune-") as work_dir:
         for index, (task, rules) in enumerate(todo):
             if deadline is not None and time.perf_counter() >= deadline:
                 report.skipped_budget.extend(t.name for t, _ in todo[index:])
@@ -174,13 +174,14 @@ def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, tr
             if serial:
                 report.serial.append(task.name)
             _drop_unnamed_handlers()
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                [task.extracted], work_dir=work_dir, num_threads="physical",
-                space=serial_space() if serial else "post-order-apply")
-            ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
-                               max_trials_global=trials, max_trials_per_task=trials,
-                               num_trials_per_iter=min(64, trials), database=database,
-                               builder=builder, runner=runner)
+            with _quiet_search_logs():
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    [task.extracted], work_dir=work_dir, num_threads="physical",
+                    space=serial_space() if serial else "post-order-apply")
+                ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
+                                   max_trials_global=trials, max_trials_per_task=trials,
+                                   num_trials_per_iter=min(64, trials), database=database,
+                                   builder=builder, runner=runner)
             report.tuned.append(task.name)
             done.append(task)
             if progress is not None:
@@ -192,6 +193,19 @@ def _search(todo: Sequence[tuple[TuneTask, Any]], target: Any, database: Any, tr
     return done
 
 
+def _per_inference(module: Any) -> Any:
+    """``module`` without what runs once at load (``main_transform_params``: weight padding
+    and packing) and the functions only it calls: not worth search time."""
+    import tvm
+    from tvm import relax
+
+    kept = {gv: f for gv, f in module.functions_items()
+            if not gv.name_hint.endswith("_transform_params")}
+    if len(kept) == len(module.functions):
+        return module
+    return relax.transform.DeadCodeElimination(["main"])(tvm.IRModule(kept, attrs=module.attrs))
+
+
 def _hand_scheduled(mod: Any) -> bool:
     attrs = mod["main"].attrs
     return attrs is not None and bool(attrs.get("tirx.is_scheduled", False))
@@ -199,10 +213,11 @@ def _hand_scheduled(mod: Any) -> bool:
 
 @contextmanager
 def _quiet_search_logs() -> Iterator[None]:
-    """MetaSchedule prints every task's table and its cost model's fitting to stdout: its
-    console handler takes its logger's level, and NOTSET counts as DEBUG. Unless the host
-    set a level or HCOMPILE_DEBUG=1, only errors reach the console (the progress bar is
-    ours); the full logs still go to the search's work-dir files."""
+    """MetaSchedule prints every task's table and its cost model's fitting to stdout: making
+    a task's context makes a console handler at its logger's level (NOTSET counts as DEBUG)
+    and then sets that logger to DEBUG, so the level is set again around every task. Unless the
+    host set a level or HCOMPILE_DEBUG=1, only errors reach the console (the progress bar
+    is ours); the full logs still go to the search's work-dir files."""
     logger = logging.getLogger("tvm.s_tir.meta_schedule")
     if logger.level != logging.NOTSET or os.environ.get("HCOMPILE_DEBUG") == "1":
         yield
