@@ -192,3 +192,35 @@ def test_trial_builds_stay_out_of_the_compile_cache(tmp_path: Path, isolated_cac
         (isolated_cache / "compile").rglob("entry.json"))
     hcompile.compile(model)
     assert any((isolated_cache / "compile").rglob("entry.json"))
+
+
+def test_candidates_are_searched_records_that_beat_the_rules(tmp_path: Path):
+    """Only the rules' record: not searched yet, no verdict. A search that found nothing
+    faster: the rules are best. A faster candidate: a candidate, with the predicted gain."""
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    from hcompile.tuning.baseline import rule_schedules
+    from hcompile.tuning.validate import find_candidates
+
+    model = _matmul(tmp_path / "mm.onnx")
+    (task,) = extract_tasks(model, None, _target())
+    (rules,) = rule_schedules([task], _target())
+    mod = task.extracted.dispatched[0]
+    other = s_tir.Schedule(mod)
+    other.get_sblock("root", func_name="main")
+
+    def database(*records: tuple[object, float]) -> object:
+        db = ms.database.MemoryDatabase(module_equality="structural")
+        for trace, secs in records:
+            db.commit_tuning_record(ms.database.TuningRecord(
+                trace, db.commit_workload(mod), [secs], _target(),
+                ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+        return db
+
+    assert find_candidates([task], database((rules.trace, 1e-4)), _target()) == ([], [])
+    slower = database((rules.trace, 1e-4), (other.trace, 5e-4))
+    assert find_candidates([task], slower, _target()) == ([], [task])
+    faster = database((rules.trace, 1e-4), (other.trace, 4e-5))
+    (cand,), rules_best = find_candidates([task], faster, _target())
+    assert rules_best == [] and cand.gain_s == pytest.approx(6e-5, rel=1e-3)

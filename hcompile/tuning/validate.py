@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hcompile.tuning.applied import AppliedRecords, Decision, add_record, record_json
-from hcompile.tuning.baseline import rule_schedules, trace_key
+from hcompile.tuning.baseline import rule_schedules, searched, trace_key
 
 log = logging.getLogger("hcompile")
 
@@ -65,17 +65,16 @@ class ValidationReport:
 
 def find_candidates(tasks: Sequence[Any], search_db: Any,
                     target: Any) -> tuple[list[Candidate], list[Any]]:
-    """Split searched ``tasks`` into candidates and those whose best is the rules'."""
+    """Split the searched ones of ``tasks`` into candidates and those whose best is the
+    rules'."""
     from hcompile.tuning.applied import workload_key
 
     candidates, rules_best = [], []
     for task, rules in zip(tasks, rule_schedules(tasks, target), strict=True):
         mod = task.extracted.dispatched[0]
-        if not search_db.has_workload(mod):
+        if not searched(search_db, mod, rules):  # e.g. only its rules timed: decide later
             continue
         records = search_db.get_top_k(search_db.commit_workload(mod), 1 << 16)
-        if not records:
-            continue
         rules_index = _index_of_trace(records, rules.trace) if rules is not None else None
         if rules_index == 0:
             rules_best.append(task)
