@@ -57,6 +57,10 @@ class TuneTask:
 
 @dataclass(slots=True)
 class TuneReport:
+    """What one ``hcompile tune`` did. database: the search database's folder; tuned: tasks
+    searched now; skipped_known: searched before; skipped_budget: left for lack of time;
+    serial: searched single-threaded; validation: which records the model kept."""
+
     database: Path
     tuned: list[str] = field(default_factory=list)
     skipped_known: list[str] = field(default_factory=list)
