@@ -15,19 +15,7 @@ from hcompile.tuning.applied import AppliedRecords, workload_key
 from hcompile.tuning.database import database_dir, has_records
 from hcompile.tuning.space import has_parallel_loop, serial_space
 from hcompile.tuning.tune import extract_tasks, tune_model
-from tests.conftest import hcompile_cli, ort_run
-
-
-def _matmul_model(path: Path, rows: int = 4, k: int = 32, n: int = 16) -> Path:
-    w = np.random.default_rng(0).standard_normal((k, n)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])],
-        [numpy_helper.from_array(w, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, path)
-    return path
+from tests.conftest import hcompile_cli, matmul_model, ort_run
 
 
 def _target():
@@ -85,7 +73,7 @@ def test_bad_budget_is_a_user_error(zoo_path, isolated_cache):
 @pytest.mark.slow
 def test_tune_then_compile_uses_the_records(tmp_path: Path, isolated_cache):
     """A real (small) MetaSchedule run: records persist per target and are applied."""
-    model = _matmul_model(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx")
     progress: list[tuple[int, int]] = []
     report = tune_model(model, trials=2, progress=lambda d, t, *_: progress.append((d, t)))
     assert report.tuned and progress[-1][0] == progress[-1][1]
@@ -111,7 +99,7 @@ def test_tune_then_compile_uses_the_records(tmp_path: Path, isolated_cache):
 
 
 def test_cli_tune_reports_progress_and_database(tmp_path: Path, isolated_cache):
-    model = _matmul_model(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx")
     result = hcompile_cli("tune", str(model), "--trials", "2", "--minutes", "0.000001")
     assert result.returncode == 0, result.stderr
     assert "database:" in result.stdout and "left for lack of time" in result.stdout
@@ -154,7 +142,7 @@ def test_the_rule_schedule_is_a_measured_record(tmp_path: Path, isolated_cache):
     from hcompile.targets.llvm_cpu.schedules.rules import rule_schedule
     from hcompile.tuning.database import open_search_database
 
-    model = _matmul_model(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx")
     report = tune_model(model, trials=2)
     database = open_search_database(_target())
     task = extract_tasks(model, None, _target())[0]
@@ -182,7 +170,7 @@ def test_search_is_serial_where_the_rules_are(tmp_path: Path):
 
     features = CPUFeatures.of(_target())
     for (rows, k, n), parallel in [((4, 32, 16), False), ((256, 1024, 512), True)]:
-        model = _matmul_model(tmp_path / f"mm{rows}.onnx", rows, k, n)
+        model = matmul_model(tmp_path / f"mm{rows}.onnx", rows, k, n)
         mod = extract_tasks(model, None, _target())[0].extracted.dispatched[0]
         rules = rule_schedule(mod["main"], features)
         assert rules is not None
@@ -209,7 +197,7 @@ def test_a_task_with_only_its_rules_record_is_not_searched(tmp_path: Path):
 
     from hcompile.tuning.baseline import rule_schedules, searched
 
-    model = _matmul_model(tmp_path / "mm.onnx", 64, 256, 128)
+    model = matmul_model(tmp_path / "mm.onnx", 64, 256, 128)
     (task,) = extract_tasks(model, None, _target())
     (rules,) = rule_schedules([task], _target())
     mod = task.extracted.dispatched[0]

@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import hcompile
 from hcompile.errors import UsageError
@@ -19,24 +17,13 @@ from hcompile.tuning.applied import AppliedRecords, Decision, applied_path, work
 from hcompile.tuning.database import applying, database_fingerprint
 from hcompile.tuning.tune import extract_tasks
 from hcompile.tuning.validate import MARGIN, Candidate, split_search, validate
-from tests.conftest import ort_run
+from tests.conftest import matmul_model, ort_run
 
 
 def _target():
     from hcompile.targets.llvm_cpu import LLVMCPUTarget
 
     return LLVMCPUTarget().tvm_target()
-
-
-def _matmul(path: Path, rows: int = 64, k: int = 512, n: int = 256) -> Path:
-    w = np.random.default_rng(0).standard_normal((k, n)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])],
-        [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
 
 
 class FakeTrials:
@@ -121,7 +108,7 @@ def _candidate(model: Path, *, rules: bool) -> Candidate:
 def test_a_record_that_slows_the_model_is_not_applied(tmp_path: Path, isolated_cache):
     """The unscheduled matmul (tens of times slower than the rules) is measured inside the
     model and dropped; compiles keep the rules."""
-    model = _matmul(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx", 64, 512, 256)
     cand = _candidate(model, rules=False)
     applied = AppliedRecords.load(_target())
     report = validate(model, None, [cand], applied, "mm")
@@ -136,7 +123,7 @@ def test_a_record_that_speeds_the_model_is_applied(tmp_path: Path, isolated_cach
     """Without the rules (HCOMPILE_CPU_SCHEDULES=0) the rules' schedule as a tuned record
     is a large win: kept, saved, and applied by a later compile, with correct numbers."""
     monkeypatch.setenv("HCOMPILE_CPU_SCHEDULES", "0")
-    model = _matmul(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx", 64, 512, 256)
     cand = _candidate(model, rules=True)
     applied = AppliedRecords.load(_target())
     report = validate(model, None, [cand], applied, "mm")
@@ -173,7 +160,7 @@ def test_a_damaged_file_is_a_clear_error_for_tune_and_a_warning_for_compile(
     with pytest.raises(UsageError) as info:
         AppliedRecords.load(_target())
     assert str(path) in info.value.message and "hcompile tune" in info.value.hint
-    model = _matmul(tmp_path / "mm.onnx", 4, 32, 16)
+    model = matmul_model(tmp_path / "mm.onnx", 4, 32, 16)
     with caplog.at_level(logging.WARNING, logger="hcompile"):
         exe = hcompile.load(hcompile.compile(model))
     assert "schedule rules only" in caplog.text
@@ -184,7 +171,7 @@ def test_a_damaged_file_is_a_clear_error_for_tune_and_a_warning_for_compile(
 
 
 def test_trial_builds_stay_out_of_the_compile_cache(tmp_path: Path, isolated_cache):
-    model = _matmul(tmp_path / "mm.onnx", 4, 32, 16)
+    model = matmul_model(tmp_path / "mm.onnx", 4, 32, 16)
     with applying(None):
         assert database_fingerprint(_target()) is None
         hcompile.compile(model)
@@ -203,7 +190,7 @@ def test_candidates_are_searched_records_that_beat_the_rules(tmp_path: Path):
     from hcompile.tuning.baseline import rule_schedules
     from hcompile.tuning.validate import find_candidates
 
-    model = _matmul(tmp_path / "mm.onnx")
+    model = matmul_model(tmp_path / "mm.onnx", 64, 512, 256)
     (task,) = extract_tasks(model, None, _target())
     (rules,) = rule_schedules([task], _target())
     mod = task.extracted.dispatched[0]
