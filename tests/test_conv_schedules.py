@@ -106,6 +106,34 @@ def test_weight_packing_is_lifted_out_of_main():
     assert [int(d) for d in params[1].ty.shape] == [2, 2, 3, 3, 16, 16]
 
 
+
+def _single_conv_module(channels: int, groups: int, size: int, kernel: int) -> tvm.IRModule:
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, channels, size, size], "float32"))
+    w = relax.Var("w", relax.TensorType([channels, channels // groups, kernel, kernel],
+                                        "float32"))
+    with bb.function("main", [x, w], attrs={"num_input": 1}):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.nn.conv2d(x, w, padding=kernel // 2, groups=groups))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _conv_is_parallel(module: tvm.IRModule) -> bool:
+    (conv,) = [text for name, text in _scheduled(module).items() if "_nchwc" in name]
+    return "T.parallel" in conv
+
+
+def test_a_depthwise_conv_goes_parallel_at_fewer_multiply_adds_than_a_dense_one():
+    # 2.4M multiply-adds each (between a half and all of CONV_PARALLEL_MIN_WORK): the
+    # depthwise one loads a vector per multiply-add and is worth the pool's wake-up.
+    depthwise = _single_conv_module(channels=64, groups=64, size=64, kernel=3)
+    dense = _single_conv_module(channels=16, groups=1, size=96, kernel=1)
+    assert _conv_is_parallel(depthwise)
+    assert not _conv_is_parallel(dense)
+    # Well below the threshold even counted twice: one core.
+    assert not _conv_is_parallel(_single_conv_module(channels=16, groups=16, size=32, kernel=3))
+
 # Against ONNX Runtime through the public API: Conv -> BatchNorm -> Relu -> Add chains.
 CASES = {
     "3x3_pad_odd_in": dict(c=3, k=40, hw=13, kernel=3, pads=[1, 1, 1, 1]),

@@ -17,7 +17,11 @@ import math
 import tvm
 from tvm import s_tir
 
-from hcompile.targets.llvm_cpu.schedules.features import CONV_PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import (
+    CONV_PARALLEL_MIN_WORK,
+    DEPTHWISE_MAC_COST,
+    CPUFeatures,
+)
 from hcompile.targets.llvm_cpu.schedules.tiles import fuse_epilogue, vectorize_below
 
 #: Name of the compute block of the blocked conv (set by the layout pass's TE compute).
@@ -66,7 +70,8 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     sch.reorder(b, oc, y, xo, *reduce, xi, o)
 
     names = {sch.get(block).name_hint}
-    if len(loops) == 7 or extents[-1] < 4:
+    depthwise = len(loops) == 7
+    if depthwise or extents[-1] < 4:
         # Depthwise: memory-bound, a padded copy would double its traffic. Input blocks of
         # 1-2 channels (a network's RGB input): the copy could not use vectors.
         _inline_pads(sch, block)
@@ -76,7 +81,8 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     tail = fuse_epilogue(sch, copy)
     sch.reverse_compute_at(tail, xo)
     names.add(sch.get(tail).name_hint)
-    if math.prod(extents) >= CONV_PARALLEL_MIN_WORK and features.cores > 1:
+    work = math.prod(extents) * (DEPTHWISE_MAC_COST if depthwise else 1)
+    if work >= CONV_PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(sch.fuse(b, oc, y))
     vectorize_below(sch, tail, xo, features)
     sch.unroll(xi)

@@ -23,6 +23,14 @@ PARALLEL_MIN_WORK = 1 << 23
 #: ~20% over 2**23 at 2**20..2**22; lenet5 at batch 16 takes 0.11 ms at 2**20 and 2**21
 #: (its 1.4M and 2.4M convs split), 0.09 ms at 2**22.
 CONV_PARALLEL_MIN_WORK = 1 << 22
+#: What one depthwise multiply-add costs against a dense conv's, for the threshold above: a
+#: depthwise conv reuses no input across output channels, so every multiply-add loads a
+#: vector (through the padding test). Measured single-threaded on mobilenetv2's layers:
+#: 39 G multiply-adds/s against 80 for its 1x1 convs. At 1 (the dense convs' threshold) its
+#: two largest depthwise convs (3.6M and 4.1M multiply-adds, 0.10 ms each) ran on one core;
+#: counted twice they split, and mobilenetv2 at batch 1 takes 2.07 ms instead of 2.30 ms
+#: (batch 16 unchanged: its convs were parallel already).
+DEPTHWISE_MAC_COST = 2
 
 
 @dataclass(frozen=True, slots=True)
