@@ -9,7 +9,7 @@ from tvm import relax
 
 from hcompile.targets.llvm_cpu.layout import BlockedLayout, channel_block, channel_blocking
 from hcompile.targets.llvm_cpu.schedules import CPUFeatures, ScheduleCPU
-from hcompile.targets.llvm_cpu.schedules.conv import register_tile
+from hcompile.targets.llvm_cpu.schedules.conv import conv_tile, register_tile
 from tests.ops.harness import Const, check_graph, node, rand
 
 AVX512 = CPUFeatures(vector_bits=512, vector_registers=32, cores=2)
@@ -26,6 +26,16 @@ def test_channels_beyond_one_vector_are_padded_to_whole_vectors():
     assert [channel_blocking(c, 16) for c in (3, 8, 16, 17, 24, 40, 144)] == \
         [(1, 3), (8, 8), (16, 16), (16, 32), (16, 32), (16, 48), (16, 144)]
     assert channel_blocking(24, 8) == (8, 24)
+
+
+def test_conv_tile_takes_two_output_blocks_where_they_share_broadcasts():
+    assert conv_tile(7, 32, 16, AVX512) == (7, 2)  # resnet18's last stage
+    assert conv_tile(56, 4, 16, AVX512) == (8, 2)  # 16 accumulators at most
+    assert conv_tile(14, 6, 16, AVX512) == (7, 2)
+    assert conv_tile(56, 3, 16, AVX512) == (28, 1)  # an odd number of blocks
+    assert conv_tile(112, 4, 3, AVX512) == (28, 1)  # the RGB input conv
+    assert conv_tile(14, 6, 16, AVX512, depthwise=True) == (14, 1)
+    assert conv_tile(14, 6, 16, CPUFeatures(vector_bits=256, vector_registers=16)) == (14, 1)
 
 
 def test_register_tile_fills_the_register_file():
@@ -213,7 +223,9 @@ def test_two_blocked_convs_in_a_row_match_onnxruntime():
 
 def test_blocked_conv_compiles_to_broadcast_fmas_on_vector_registers():
     """The machine code of the scheduled conv (built for AVX-512, not run): the inner loop is
-    FMAs on zmm registers with the input scalar broadcast from memory."""
+    FMAs on zmm registers; each input scalar is broadcast once for the tile's two output
+    channel blocks (conv_tile), so there are twice as many FMAs as broadcasts, all on
+    registers (none spilled to memory operands)."""
     target = tvm.target.Target({"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2})
     module = _scheduled_module(_block_module())
     conv = next(func for gvar, func in module.functions_items()
@@ -221,8 +233,10 @@ def test_blocked_conv_compiles_to_broadcast_fmas_on_vector_registers():
     lib = tvm.compile(tvm.IRModule({"main": conv.with_attr("global_symbol", "main")}), target)
     asm = lib.mod.inspect_source("asm")
     fmas = [line for line in asm.splitlines() if "vfmadd" in line and "zmm" in line]
+    broadcasts = [line for line in asm.splitlines() if "vbroadcastss" in line and "zmm" in line]
     assert len(fmas) >= 16, asm[:2000]
-    assert any("{1to16}" in line for line in fmas)
+    assert len(fmas) == 2 * len(broadcasts), (len(fmas), len(broadcasts))
+    assert not any("(%" in line for line in fmas), fmas
 
 
 @pytest.mark.parametrize("pool", [

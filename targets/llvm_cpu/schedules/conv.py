@@ -1,11 +1,12 @@
 """Schedule of the blocked conv (``NCHW{b}c`` data, ``OIHW{b}i{b}o`` weights, from
 :mod:`hcompile.targets.llvm_cpu.layout`).
 
-Micro-kernel: a tile of ``tile`` output pixels of one row times one output-channel block (one
-vector register each) is accumulated in registers while the reduction (input-channel chunks,
-kernel rows and columns, input channels of the chunk) runs; each step loads one weight vector
-and does ``tile`` FMAs with broadcast input scalars. The tile fills the vector register file
-(:class:`CPUFeatures`), leaving two registers for the weight vector and the broadcast. The
+Micro-kernel: a tile of ``tile`` output pixels of one row times one or two output-channel
+blocks (one vector register each) is accumulated in registers while the reduction
+(input-channel chunks, kernel rows and columns, input channels of the chunk) runs; each step
+loads a weight vector per block and does ``tile`` FMAs per block with broadcast input
+scalars. The tile fills the vector register file (:class:`CPUFeatures`), leaving registers
+for the weight vectors and the broadcast (:func:`conv_tile`). The
 elementwise epilogue (bias, relu, residual add, the conversion back to NCHW) is computed from
 the accumulators right after the tile is done. Parallel over (batch, channel chunk, row).
 """
@@ -44,6 +45,32 @@ def schedule_blocked_convs(sch: s_tir.Schedule, features: CPUFeatures) -> set[st
     return done
 
 
+#: Accumulators of a two-block tile, at most: with 32 registers, 2 x 14 accumulators (plus 2
+#: weight vectors and the broadcast) ran 1.8x slower than one block (resnet18's 56-wide 3x3
+#: convs), as LLVM spilled; 2 x 8 matched it.
+TWO_BLOCK_ACCUMULATORS = 16
+
+
+def conv_tile(width: int, out_blocks: int, in_block: int, features: CPUFeatures,
+              depthwise: bool = False) -> tuple[int, int]:
+    """``(pixels, output-channel blocks)`` of the register tile.
+
+    One block: each FMA needs a load (the broadcast input scalar) and a step adds the weight
+    vector's, a load-bound kernel once a row is short (7 pixels: 8 loads for 7 FMAs). Two
+    blocks reuse each broadcast for two FMAs: resnet18's 7x7 3x3 convs 0.53 -> 0.45 ms, and
+    mobilenetv2's 1x1 convs at batch 1 1.59 -> 1.40 ms in all. Only with 32 vector registers
+    (measured there), an even number of blocks, and input-channel blocks of 4 or more (a
+    network's RGB input conv, with 1-2 channel blocks, got 20% slower); depthwise convs have
+    no broadcast to share."""
+    if (depthwise or features.vector_registers < 32 or out_blocks % 2 or in_block < 4):
+        return register_tile(width, 1, features), 1
+    budget = TWO_BLOCK_ACCUMULATORS // 2
+    if width <= budget:
+        return width, 2
+    best = max(d for d in range(1, budget + 1) if width % d == 0)
+    return (best if best * 2 > budget else budget), 2
+
+
 def register_tile(width: int, vectors_per_pixel: int, features: CPUFeatures) -> int:
     """Output pixels per register tile: as many accumulators as the register file holds
     (minus the weight vector and the broadcast), preferring a divisor of ``width``."""
@@ -65,12 +92,20 @@ def _schedule_conv(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     region = sch.get(block).writes[0]
     bits = tvm.DataType(str(getattr(region.source, "dtype", "float32"))).bits
     lanes = features.lanes(bits)
-    tile = register_tile(extents[3], math.ceil(extents[4] / lanes), features)
+    depthwise = len(loops) == 7
+    if extents[4] > lanes:  # a block wider than a register: one block per tile
+        tile, blocks = register_tile(extents[3], math.ceil(extents[4] / lanes), features), 1
+    else:
+        tile, blocks = conv_tile(extents[3], extents[1], extents[-1], features, depthwise)
     xo, xi = sch.split(x, [None, tile])
-    sch.reorder(b, oc, y, xo, *reduce, xi, o)
+    if blocks > 1:
+        oc, block_pair = sch.split(oc, [None, blocks])
+        sch.reorder(b, oc, y, xo, *reduce, block_pair, xi, o)
+        sch.unroll(block_pair)
+    else:
+        sch.reorder(b, oc, y, xo, *reduce, xi, o)
 
     names = {sch.get(block).name_hint}
-    depthwise = len(loops) == 7
     if depthwise or extents[-1] < 4:
         # Depthwise: memory-bound, a padded copy would double its traffic. Input blocks of
         # 1-2 channels (a network's RGB input): the copy could not use vectors.
