@@ -181,3 +181,34 @@ def test_reduction_without_elementwise_consumer_keeps_a_copy_out():
     data = np.random.default_rng(3).standard_normal((4, 100)).astype(np.float32)
     np.testing.assert_allclose(_run(scheduled, data, out_shape=(4, 100)),
                                _run(func, data, out_shape=(4, 100)), rtol=1e-5, atol=1e-6)
+
+
+def _layer_norm(shape: tuple[int, ...]) -> tvm.tirx.PrimFunc:
+    x = te.placeholder(shape, name="x")
+    gamma = te.placeholder(shape[-1:], name="gamma")
+    beta = te.placeholder(shape[-1:], name="beta")
+    out = topi.nn.layer_norm(x, gamma, beta, axis=[len(shape) - 1], epsilon=1e-5)
+    return te.create_prim_func([x, gamma, beta, out])
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 64), (3, 8), (5, 48), (5, 20)])
+def test_row_moments_are_vectorised_along_the_row_and_match_numpy(shape):
+    """Layernorm's moments reduce along the contiguous last axis: partial-sum vectors per
+    row (rfactor), not vectors across rows that gather one element from each."""
+    scheduled = schedule_prim_func(_layer_norm(shape), FEATURES)
+    assert scheduled is not None
+    text = scheduled.script()
+    lanes = FEATURES.lanes(32)
+    if shape[-1] % lanes == 0:
+        assert text.count("_rf = T.sblock_alloc_buffer") == 2, text  # mean and variance
+        assert re.search(rf"T\.vectorized\((T\.int64\()?{lanes}\)", text), text
+    else:  # a row that is not whole vectors keeps the generic rule
+        assert "_rf" not in text
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype("float32") * 3 + 1
+    gamma = rng.standard_normal(shape[-1:]).astype("float32")
+    beta = rng.standard_normal(shape[-1:]).astype("float32")
+    got = _run(scheduled, x, gamma, beta, out_shape=shape)
+    mean = x.mean(axis=-1, keepdims=True)
+    want = (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5) * gamma + beta
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -30,6 +30,10 @@ from tvm import s_tir, tirx
 from hcompile.targets.llvm_cpu.schedules.conv import schedule_blocked_convs
 from hcompile.targets.llvm_cpu.schedules.dense import schedule_dense
 from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.row_reduction import (
+    is_row_reduction,
+    schedule_row_reduction,
+)
 from hcompile.targets.llvm_cpu.schedules.tiles import divisor, fuse_epilogue
 
 log = logging.getLogger("hcompile")
@@ -194,6 +198,10 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     spatial = [it for it in iters if it.kind == "S"]
     reduce = [it for it in iters if it.kind == "R"]
     lanes = features.lanes(_dtype_bits(sch, block))
+    if is_row_reduction(sch, block, iters, lanes) and _vectorizable(sch, block):
+        parallel = features.cores > 1 and math.prod(it.extent for it in iters) >= PARALLEL_MIN_WORK
+        schedule_row_reduction(sch, block, iters, lanes, parallel)
+        return
     axes = _output_axes(sch, block)
 
     def find(var: tirx.Var) -> _Iter | None:
