@@ -70,6 +70,15 @@ def test_small_loop_nests_stay_on_one_core():
     assert scheduled is not None and "T.parallel" not in scheduled.script()
 
 
+def test_a_large_one_row_matmul_goes_parallel_where_more_rows_of_the_same_work_do_not():
+    """A one-row product streams each weight once (bandwidth-bound): 1.3M multiply-adds are
+    worth both cores; the same multiply-adds over 2 rows reuse each weight and stay on one."""
+    one_row = schedule_prim_func(_matmul(1, 1024, 1280), FEATURES)
+    two_rows = schedule_prim_func(_matmul(2, 512, 1280), FEATURES)
+    assert one_row is not None and "T.parallel" in one_row.script()
+    assert two_rows is not None and "T.parallel" not in two_rows.script()
+
+
 def test_calls_without_vector_lowering_stay_scalar():
     a = te.placeholder((256,), name="A")
     b = te.compute((256,), lambda i: tvm.tirx.cosh(a[i]), name="B")

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
-from hcompile.targets.llvm_cpu.schedules.features import PARALLEL_MIN_WORK, CPUFeatures
+from hcompile.targets.llvm_cpu.schedules.features import (
+    MATVEC_MAC_COST,
+    PARALLEL_MIN_WORK,
+    CPUFeatures,
+)
 from hcompile.targets.llvm_cpu.schedules.tiles import divisor, fuse_epilogue, vectorize_below
 
 log = logging.getLogger("hcompile")
@@ -197,6 +201,8 @@ def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
     tail = fuse_epilogue(sch, cache)
     sch.reverse_compute_at(tail, outer[-1])
     work = ext["batch"] * ext["i"] * ext["j"] * ext["k"]
+    if ext["batch"] * ext["i"] == 1:
+        work *= MATVEC_MAC_COST
     if work >= PARALLEL_MIN_WORK and features.cores > 1 and len(outer) > 1:
         outer = [sch.fuse(*outer)]  # the epilogue moves along: it is under outer[-1]
     if work >= PARALLEL_MIN_WORK and features.cores > 1:

@@ -31,6 +31,10 @@ CONV_PARALLEL_MIN_WORK = 1 << 22
 #: counted twice they split, and mobilenetv2 at batch 1 takes 2.07 ms instead of 2.30 ms
 #: (batch 16 unchanged: its convs were parallel already).
 DEPTHWISE_MAC_COST = 2
+#: The same for a one-row matmul (a classifier head at batch 1): each multiply-add streams
+#: a weight from memory, used once, so one core's bandwidth bounds it. mobilenetv2 at batch
+#: 1 (its 1280x1000 head, 5 MB of weights, cold in the model): 2.09 -> 1.97 ms at 8 or 16.
+MATVEC_MAC_COST = 8
 
 
 @dataclass(frozen=True, slots=True)
