@@ -44,7 +44,7 @@ def test_features_come_from_the_target():
 
 
 def test_matmul_gets_register_tile_vectors_and_parallel_loop():
-    func = _matmul(256, 192, 256)  # 12.6M multiply-adds: enough to go parallel
+    func = _matmul(256, 192, 256)  # > 2**23 multiply-adds: enough to go parallel
     scheduled = schedule_prim_func(func, FEATURES)
     assert scheduled is not None
     text = scheduled.script()
@@ -71,10 +71,10 @@ def test_small_loop_nests_stay_on_one_core():
 
 
 def test_a_large_one_row_matmul_goes_parallel_where_more_rows_of_the_same_work_do_not():
-    """A one-row product streams each weight once (bandwidth-bound): 131k multiply-adds are
+    """A one-row product streams each weight once (bandwidth-bound): 1.3M multiply-adds are
     worth both cores; the same multiply-adds over 2 rows reuse each weight and stay on one."""
-    one_row = schedule_prim_func(_matmul(1, 512, 256), FEATURES)
-    two_rows = schedule_prim_func(_matmul(2, 256, 256), FEATURES)
+    one_row = schedule_prim_func(_matmul(1, 1024, 1280), FEATURES)
+    two_rows = schedule_prim_func(_matmul(2, 512, 1280), FEATURES)
     assert one_row is not None and "T.parallel" in one_row.script()
     assert two_rows is not None and "T.parallel" not in two_rows.script()
 

@@ -55,7 +55,7 @@ def test_tile_sizes(rows, cols, features, expected):
 
 
 def test_applies_with_register_tile_fused_epilogue_and_parallel_loop():
-    scheduled = _scheduled_dense(_dense((), 256, 256, 128), AVX512)  # 8.4M multiply-adds
+    scheduled = _scheduled_dense(_dense((), 256, 256, 128), AVX512)  # 2**23 multiply-adds
     assert scheduled is not None
     text = scheduled.script()
     assert 'scope="local"' in text  # accumulators in a local tile
@@ -69,13 +69,6 @@ def test_applies_with_register_tile_fused_epilogue_and_parallel_loop():
 def test_small_work_stays_on_one_core():
     scheduled = _scheduled_dense(_dense((), 1, 64, 256), AVX512)
     assert scheduled is not None and "T.parallel" not in scheduled.script()
-
-
-def test_a_matmul_goes_parallel_from_a_million_multiply_adds():
-    """The mlp's 16x784x112 hidden layer (1.4M): 11 µs on one core, worth both; 16x256x128
-    (0.5M) is not."""
-    assert "T.parallel" in _scheduled_dense(_dense((), 16, 784, 112), AVX512).script()
-    assert "T.parallel" not in _scheduled_dense(_dense((), 16, 128, 256), AVX512).script()
 
 
 def test_rule_entry_point_uses_it():

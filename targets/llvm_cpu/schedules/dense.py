@@ -28,8 +28,8 @@ import tvm
 from tvm import s_tir, tirx
 
 from hcompile.targets.llvm_cpu.schedules.features import (
-    DENSE_PARALLEL_MIN_WORK,
     MATVEC_MAC_COST,
+    PARALLEL_MIN_WORK,
     CPUFeatures,
 )
 from hcompile.targets.llvm_cpu.schedules.tiles import divisor, fuse_epilogue, vectorize_below
@@ -203,9 +203,9 @@ def _schedule(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, axes: _Axes,
     work = ext["batch"] * ext["i"] * ext["j"] * ext["k"]
     if ext["batch"] * ext["i"] == 1:
         work *= MATVEC_MAC_COST
-    if work >= DENSE_PARALLEL_MIN_WORK and features.cores > 1 and len(outer) > 1:
+    if work >= PARALLEL_MIN_WORK and features.cores > 1 and len(outer) > 1:
         outer = [sch.fuse(*outer)]  # the epilogue moves along: it is under outer[-1]
-    if work >= DENSE_PARALLEL_MIN_WORK and features.cores > 1:
+    if work >= PARALLEL_MIN_WORK and features.cores > 1:
         sch.parallel(outer[-1])
     vectorize_below(sch, tail, outer[-1], features)
     for loop in inner[:-1]:

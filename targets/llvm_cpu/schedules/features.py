@@ -17,14 +17,6 @@ import tvm
 #: hcompile.runtime.tvm_cpu): mlp batch 16 28 -> 24 µs, lenet5 batch 16 114 -> 96 µs; the
 #: large nests of resnet18, mobilenetv2 and the transformer at batch 16 stay parallel.
 PARALLEL_MIN_WORK = 1 << 23
-#: The same for matmuls (dense.py), whose multiply-adds run at the register tile's full FMA
-#: rate (1.4M take 11 µs on one core here), so a smaller nest pays for the pool's wake-up.
-#: Re-measured with the pool spinning 1000 yields between kernels (runtime.tvm_cpu) and the
-#: benchmark's pause between blocks, interleaved with ONNX Runtime, against 2**23: the
-#: transformer at batch 1 (its 16-row 3-4M multiply-add projections) -12% in three runs, mlp
-#: batch 16 (16x784x112) -5..-11% in five of six, lstm batch 16 -15%, -15%, +5%; lenet5,
-#: resnet18 and mobilenetv2 unchanged (their matmuls are tiny or parallel already).
-DENSE_PARALLEL_MIN_WORK = 1 << 20
 #: The same for blocked convs (and their padded inputs): a conv's multiply-add costs more
 #: time than a matmul's (loads of strided windows, memory-bound depthwise and 1x1 convs),
 #: so smaller nests pay for the wake-up. On 2 cores, 2 threads: mobilenetv2 at batch 1 gains
