@@ -26,11 +26,11 @@ class _Iter(Protocol):
 
 def is_row_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
                      iters: Sequence[_Iter], lanes: int) -> bool:
-    """One reduction axis, a whole number of vectors long, that is the innermost index of
-    an input the block reads, and no spatial axis indexes that input's innermost dim (so
-    vectorising a spatial axis would gather)."""
+    """One reduction axis, the innermost loop and a whole number of vectors long, that alone
+    indexes the innermost dim of an input the block reads (so vectorising a spatial axis
+    would gather)."""
     reduce = [it for it in iters if it.kind == "R"]
-    if len(reduce) != 1 or reduce[0].extent % lanes or reduce[0].extent < lanes:
+    if len(reduce) != 1 or iters[-1].kind != "R" or reduce[0].extent % lanes:
         return False
     (axis,) = reduce
     for region in sch.get(block).reads:
@@ -55,8 +55,7 @@ def schedule_row_reduction(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV,
     partial_loops = sch.get_loops(partial)
     sch.vectorize(partial_loops[-1])
     if parallel and rows:  # before decompose_reduction: fuse refuses blocks without init
-        sch.parallel(sch.fuse(*partial_loops[:rows]) if rows > 1 else partial_loops[0])
-        row_loops = sch.get_loops(block)[:rows]
-        sch.parallel(sch.fuse(*row_loops) if rows > 1 else row_loops[0])
+        for loops in (partial_loops[:rows], sch.get_loops(block)[:rows]):
+            sch.parallel(sch.fuse(*loops) if rows > 1 else loops[0])
     sch.decompose_reduction(partial, sch.get_loops(partial)[-2])
     sch.decompose_reduction(block, sch.get_loops(block)[-1])
