@@ -254,6 +254,24 @@ def test_pool_of_a_blocked_conv_matches_onnxruntime(pool):
     check_graph(nodes, inputs, ["out"], atol=ATOL, rtol=1e-4, via="hcompile")
 
 
+def test_a_padded_pool_reads_through_the_border_test_without_a_padded_copy():
+    # The copy (with -inf borders) cost more than the pool: resnet18's at batch 1 took 81 us
+    # with it and 33 us without.
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, 32, 16, 16], "float32"))
+    w = relax.Var("w", relax.TensorType([32, 32, 3, 3], "float32"))
+    with bb.function("main", [x, w], attrs={"num_input": 1}):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.conv2d(x, w, padding=1))
+            y = bb.emit(relax.op.nn.max_pool2d(y, pool_size=3, strides=2, padding=1))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    funcs = _scheduled(bb.get())
+    (pool,) = [text for name, text in funcs.items() if "max_pool" in name]
+    assert "pool_max_update" in pool and "if_then_else" in pool, pool
+    assert "pad_temp" not in pool, pool
+
+
 def test_blocked_conv_outputs_feeding_concat_and_global_pool_match_onnxruntime():
     inputs = {"x": rand(1, 8, 9, 9), "w1": Const(rand(16, 8, 3, 3, low=-0.5, high=0.5)),
               "w2": Const(rand(32, 8, 1, 1, low=-0.5, high=0.5))}
